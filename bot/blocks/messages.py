@@ -1,0 +1,123 @@
+"""The review-channel message: while pending (with buttons) and once decided (without)."""
+
+from collections.abc import Mapping
+from typing import Any
+
+from slack_sdk.models.blocks import Block, DividerBlock
+
+from bot import layout
+from bot.blocks.common import (
+    Approval,
+    context,
+    effective_details,
+    facts,
+    mrkdwn_section,
+    notification_text,
+    quoted,
+    review_buttons,
+    review_reason,
+    to_dicts,
+    votes_line,
+)
+from bot.ids import BlockId
+
+_OUTCOME_MARKS = {"approved": "✅", "rejected": "⛔", "expired": "⌛", "cancelled": "🚫"}
+
+
+def review_message(
+    approval: Approval,
+    *,
+    connection_name: str,
+    test_mode: bool,
+    version: int,
+    confirm_over_minor: int | None = None,
+    can_edit: bool = True,
+) -> tuple[str, list[dict]]:
+    """A pending request as posted for review: every fact a reviewer needs, then the buttons.
+
+    `confirm_over_minor`: amounts (minor units) above it get a confirmation dialog on Approve.
+    `can_edit`: False for actions with nothing a reviewer may change (no Edit button).
+    """
+    blocks: list[Block] = facts(approval, connection_name=connection_name, test_mode=test_mode)
+    blocks.append(mrkdwn_section(review_reason(approval)))
+    blocks.append(
+        review_buttons(approval, version=version, confirm_over_minor=confirm_over_minor, can_edit=can_edit)
+    )
+    return notification_text("Approval needed", approval, test_mode=test_mode), to_dicts(blocks)
+
+
+def decided_message(approval: Approval, *, connection_name: str, test_mode: bool) -> tuple[str, list[dict]]:
+    """A request that is no longer pending: the same facts, the outcome and the execution; no buttons."""
+    shown = effective_details(approval)
+    blocks: list[Block] = facts(approval, connection_name=connection_name, test_mode=test_mode, details=shown)
+    blocks.append(DividerBlock())
+    blocks.append(mrkdwn_section(outcome_text(approval), block_id=BlockId.OUTCOME))
+    changes = approval.get("changes") or {}
+    if changes:
+        original = approval.get("details") or {}
+        lines = layout.change_lines(changes, original)
+        blocks.append(mrkdwn_section("*Changed by the reviewer*\n" + "\n".join(lines)))
+    execution = execution_text(approval, test_mode=test_mode)
+    if execution:
+        blocks.append(mrkdwn_section(execution))
+    if approval.get("rule"):
+        blocks.append(context(f"Policy rule: “{layout.escape(approval['rule'])}”"))
+    status = str(approval.get("status", "decided")).capitalize()
+    return notification_text(status, approval, test_mode=test_mode, details=shown), to_dicts(blocks)
+
+
+def outcome_text(approval: Approval) -> str:
+    """`✅ *Approved* by <@U1> · <date>`, the votes and the note."""
+    status = approval.get("status", "")
+    mark = _OUTCOME_MARKS.get(status, "•")
+    when = layout.slack_date(approval.get("decidedAt"))
+    if status == "expired":
+        head = f"{mark} *Expired* — nobody decided in time"
+    elif status == "cancelled":
+        head = f"{mark} *Cancelled* by {_canceller(approval.get('decidedBy'))}"
+    else:
+        verdict = layout.escape(status.capitalize() or "Decided")
+        head = f"{mark} *{verdict}* by {layout.actor(approval.get('decidedBy'))}"
+    if when:
+        head += f" · {when}"
+    parts = [head]
+    votes = votes_line(approval)
+    if votes and status == "approved":
+        parts.append(votes)
+    note = approval.get("decisionNote")
+    if note:
+        parts.append(quoted(note))
+    return "\n".join(parts)
+
+
+def _canceller(decided_by: Mapping[str, Any] | None) -> str:
+    # The intake API's cancel is the agent's own call; anything else names who did it.
+    if not decided_by or decided_by.get("type") == "system":
+        return "the agent"
+    return layout.actor(decided_by)
+
+
+def execution_text(approval: Approval, *, test_mode: bool) -> str | None:
+    """Where the Stripe call stands, once there is one to speak of."""
+    execution = approval.get("execution") or {}
+    status = execution.get("status")
+    if approval.get("status") != "approved":
+        return None
+    if status == "queued":
+        return "⏳ *Stripe:* queued"
+    if status == "running":
+        return "⏳ *Stripe:* running"
+    if status == "succeeded":
+        object_id = execution.get("stripeObjectId")
+        done = layout.stripe_link(object_id, test_mode=test_mode) if object_id else "done"
+        return f"✅ *Stripe:* succeeded — {done}"
+    if status == "failed":
+        return f"❌ *Stripe:* failed — {error_text(execution.get('error') or {})}"
+    return "ℹ️ Cheqpoint does not run this one: the agent acts on the decision."
+
+
+def error_text(error: Mapping[str, Any]) -> str:
+    """`card_error` · `charge_already_refunded`: the message."""
+    kinds = [f"`{layout.escape(error[key])}`" for key in ("type", "code") if error.get(key)]
+    message = layout.escape(layout.truncate(str(error.get("message") or "no message"), 500))
+    return f"{' · '.join(kinds)}: {message}" if kinds else message
