@@ -1,0 +1,35 @@
+"""What a state change sets off, decided by whoever subscribed in the composition root.
+
+The approval service says *what happened* (`created`, `approved`, …) inside its transaction; each
+subscriber (Slack, execution, callbacks, alerts) enqueues its own outbox jobs. The core never
+imports the adapters, and a deployment without Slack simply has no Slack subscriber.
+"""
+
+from collections.abc import Awaitable, Callable
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from api.approvals.models import Approval
+
+EVENTS = frozenset({
+    "created",        # pending, waiting for reviewers
+    "auto_decided",   # a rule approved or rejected it at intake (followed by approved / rejected)
+    "vote",           # one approval of several recorded; still pending
+    "approved", "rejected", "expired", "cancelled",
+    "executed", "execution_failed",
+})
+
+Subscriber = Callable[[AsyncSession, Approval, str], Awaitable[None]]
+
+
+class Effects:
+    def __init__(self) -> None:
+        self._subscribers: list[Subscriber] = []
+
+    def subscribe(self, subscriber: Subscriber) -> None:
+        self._subscribers.append(subscriber)
+
+    async def emit(self, session: AsyncSession, approval: Approval, event: str) -> None:
+        assert event in EVENTS, event
+        for subscriber in self._subscribers:
+            await subscriber(session, approval, event)

@@ -1,0 +1,58 @@
+"""The native intake API, CONTRACT §3."""
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, Header, Query, Request
+from fastapi.responses import JSONResponse
+
+from api.approvals.actors import Actor
+from api.approvals.schemas import ApprovalCreate, approval_out
+from api.approvals.service import Intake
+from api.connections.auth import bearer_connection
+from api.connections.models import Connection
+
+router = APIRouter(prefix="/v1", tags=["approvals"])
+Authed = Annotated[Connection, Depends(bearer_connection)]
+Status = Literal["pending", "approved", "rejected", "expired", "cancelled"]
+
+
+def _services(request: Request):
+    return request.app.state.container
+
+
+@router.post("/approvals", status_code=202, responses={200: {"description": "decided at once, or held"}})
+async def create_approval(
+    body: ApprovalCreate, request: Request, connection: Authed,
+    idempotency_key: Annotated[str | None, Header(max_length=255)] = None,
+) -> JSONResponse:
+    container = _services(request)
+    created = await container.approvals.create(connection, Intake(body, idempotency_key=idempotency_key))
+    approval = created.approval
+    if body.timeout_ms is not None:
+        approval = await container.approvals.hold(connection.id, approval.id, body.timeout_ms)
+        return JSONResponse(approval_out(approval), status_code=200)
+    return JSONResponse(approval_out(approval), status_code=202 if approval.status == "pending" else 200)
+
+
+@router.get("/approvals/{approval_id}")
+async def get_approval(approval_id: str, request: Request, connection: Authed,
+                       wait_ms: Annotated[int, Query(alias="waitMs", ge=0)] = 0) -> JSONResponse:
+    approval = await _services(request).approvals.hold(connection.id, approval_id, wait_ms)
+    return JSONResponse(approval_out(approval))
+
+
+@router.get("/approvals")
+async def list_approvals(
+    request: Request, connection: Authed, status: Status | None = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50, cursor: str | None = None,
+) -> JSONResponse:
+    rows, next_cursor = await _services(request).approvals.list(connection.id, status=status, limit=limit,
+                                                                cursor=cursor)
+    return JSONResponse({"data": [approval_out(a) for a in rows], "nextCursor": next_cursor})
+
+
+@router.post("/approvals/{approval_id}/cancel")
+async def cancel_approval(approval_id: str, request: Request, connection: Authed) -> JSONResponse:
+    actor = Actor("system", connection.id, f"{connection.name} (the requesting agent)")
+    approval = await _services(request).approvals.cancel(connection.id, approval_id, actor)
+    return JSONResponse(approval_out(approval))

@@ -1,0 +1,252 @@
+"""The approval service: intake, reads, holds, cancellation. Decisions live in `decisions.py`.
+
+Each public method is one use case and owns its transaction through `Database.write`; the
+functions it runs inside take the session and only flush.
+"""
+
+import base64
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from api.actions import get_action
+from api.approvals import state
+from api.approvals.actors import Actor
+from api.approvals.effects import Effects
+from api.approvals.models import Approval
+from api.approvals.schemas import ApprovalCreate
+from api.approvals.waiters import Waiters
+from api.audit import service as audit
+from api.callbacks.ssrf import check_callback_url
+from api.config import MAX_HOLD_MS, Settings
+from api.connections.models import Connection
+from api.db import Database
+from api.errors import Conflict, NotFound, ValidationFailed
+from api.execution.gateway import StripeGateway, StripeGatewayError
+from api.ids import new_id
+from api.outbox.service import enqueue
+from api.policy import Policy, PolicyDecision, PolicyInput
+
+log = logging.getLogger(__name__)
+
+TotalsProvider = Callable[[AsyncSession, Connection, str, dict[str, Any], datetime], Awaitable[dict[str, Any]]]
+
+
+@dataclass
+class Intake:
+    """One request as the service takes it, whichever API it came through."""
+
+    body: ApprovalCreate
+    idempotency_key: str | None = None
+    surface: str = "native"
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Created:
+    approval: Approval
+    replayed: bool  # an Idempotency-Key matched an earlier request
+
+
+class ApprovalService:
+    def __init__(self, db: Database, *, settings: Settings, waiters: Waiters, effects: Effects,
+                 policy: Callable[[], Policy], gateway: StripeGateway, totals: TotalsProvider,
+                 clock: Callable[[], datetime]) -> None:
+        self.db = db
+        self.settings = settings
+        self.waiters = waiters
+        self.effects = effects
+        self.policy = policy
+        self.gateway = gateway
+        self.totals = totals
+        self.clock = clock
+
+    # ---- intake -------------------------------------------------------------------------------
+
+    async def create(self, connection: Connection, intake: Intake) -> Created:
+        body = intake.body
+        if intake.idempotency_key is not None:
+            earlier = await self._find_by_key(connection.id, intake.idempotency_key)
+            if earlier is not None:
+                return self._replay(earlier, body)
+        spec = get_action(body.action)
+        if spec is None and body.execute:
+            raise ValidationFailed(
+                f"{body.action!r} is not in the action catalogue; actions outside it are accepted only with "
+                '"execute": false', errors=[{"loc": ["action"], "msg": "unknown action with execute: true"}])
+        details = spec.validate_details(body.details) if spec else body.details
+        if body.callback_url is not None:
+            await check_callback_url(body.callback_url, allow_private=self.settings.callback_allow_private)
+        policy = self.policy()
+        now = self.clock()
+        async with self.db.read() as session:
+            totals = await self.totals(session, connection, body.action, details, now)
+        decision = policy.evaluate(PolicyInput(
+            action=body.action, details=details, connection={"id": connection.id, "name": connection.name},
+            request={"riskLevel": body.risk_level, "priority": body.priority, "agentName": body.agent_name,
+                     "metadata": body.metadata or {}}, totals=totals, now=now))
+        if decision.errors:
+            log.warning("policy conditions failed for a %s request: %s", body.action, decision.errors)
+        read_only = spec is not None and spec.read_only
+        verdict = decision.decision
+        if verdict == "pass" and not read_only:
+            verdict = "review"  # `pass` executes without review: only lookups may do that
+        expires_at = self._expiry(body, decision, policy, now)
+        execute = body.execute if body.execute is not None else spec is not None
+        lookup = await self._run_lookup(spec, details) if verdict == "pass" else None
+        fields = dict(
+            id=new_id("apr"), connection_id=connection.id, idempotency_key=intake.idempotency_key,
+            request_hash=body.fingerprint(), surface=intake.surface, status="pending", action=body.action,
+            summary=body.summary, details=details, justification=body.justification, changes={},
+            expires_at=expires_at, rule=decision.rule, policy_version=decision.policy_version,
+            approvers=decision.approvers or self.settings.approvers,
+            required_approvals=decision.required_approvals, risk_level=body.risk_level, priority=body.priority,
+            agent_name=body.agent_name, request_metadata=body.metadata or {}, extra=intake.extra,
+            callback_url=body.callback_url, execute=execute and not read_only, created_at=now, updated_at=now)
+
+        async def write(session: AsyncSession) -> Approval:
+            approval = Approval(**fields, decisions=[])
+            session.add(approval)
+            await session.flush()
+            audit.record(session, "approval.created", approval_id=approval.id, connection_id=connection.id,
+                         actor={"type": "connection", "id": connection.id, "name": connection.name},
+                         after=state.snapshot(approval),
+                         detail={"rule": decision.rule, "decision": decision.decision,
+                                 "policyVersion": decision.policy_version, "policyErrors": decision.errors or None})
+            await self._apply_policy(session, approval, verdict, decision, lookup)
+            return approval
+
+        try:
+            created = await self.db.write(write)
+        except IntegrityError:
+            # Two requests with one Idempotency-Key raced; the other one won.
+            earlier = await self._find_by_key(connection.id, intake.idempotency_key or "")
+            if earlier is None:
+                raise
+            return self._replay(earlier, body)
+        if created.is_settled:
+            self.waiters.notify(created.id)
+        return Created(created, replayed=False)
+
+    async def _apply_policy(self, session: AsyncSession, approval: Approval, verdict: str,
+                            decision: PolicyDecision, lookup: dict[str, Any] | None) -> None:
+        rule = Actor("rule", decision.rule or "default policy", decision.rule)
+        if verdict == "review":
+            await self.effects.emit(session, approval, "created")
+            await enqueue(session, "approval.expire", {"approval_id": approval.id}, run_at=approval.expires_at,
+                          key=f"expire:{approval.id}")
+            return
+        if verdict == "reject":
+            await self.effects.emit(session, approval, "auto_decided")
+            await state.finalize(session, self.effects, approval, "rejected", rule, decision.note)
+            return
+        if verdict == "pass":
+            approval.status, approval.decided_by, approval.decided_at = "approved", rule.as_dict(), self.clock()
+            await state.record_execution(session, self.effects, approval, **(lookup or {}))
+            return
+        await self.effects.emit(session, approval, "auto_decided")
+        await state.finalize(session, self.effects, approval, "approved", rule, decision.note)
+        if approval.execute:
+            await enqueue(session, "stripe.execute", {"approval_id": approval.id}, key=f"execute:{approval.id}",
+                          max_attempts=10)
+
+    async def _run_lookup(self, spec: Any, details: dict[str, Any]) -> dict[str, Any]:
+        """Run a read-only action now; its answer is returned inline."""
+        try:
+            outcome = await spec.execute(self.gateway, details, idempotency_key=None)
+        except StripeGatewayError as exc:
+            return {"status": "failed", "error": exc.as_error()}
+        return {"status": "succeeded", "stripe_object_id": outcome.stripe_object_id, "result": outcome.result}
+
+    def _expiry(self, body: ApprovalCreate, decision: PolicyDecision, policy: Policy, now: datetime) -> datetime:
+        if body.expires_at is None:
+            return now + decision.expires_in
+        bound: timedelta = policy.defaults.max_expires_in
+        if body.expires_at <= now:
+            raise ValidationFailed("expiresAt is in the past", errors=[{"loc": ["expiresAt"], "msg": "in the past"}])
+        if body.expires_at > now + bound:
+            raise ValidationFailed(f"expiresAt is beyond the policy's bound of {bound}",
+                                   errors=[{"loc": ["expiresAt"], "msg": f"at most {bound} from now"}])
+        return body.expires_at
+
+    async def _find_by_key(self, connection_id: str, key: str) -> Approval | None:
+        async with self.db.read() as session:
+            return await session.scalar(
+                select(Approval).where(Approval.connection_id == connection_id, Approval.idempotency_key == key))
+
+    @staticmethod
+    def _replay(earlier: Approval, body: ApprovalCreate) -> Created:
+        if earlier.request_hash != body.fingerprint():
+            raise Conflict("this Idempotency-Key was used with a different request body")
+        return Created(earlier, replayed=True)
+
+    # ---- reads ----------------------------------------------------------------------------------
+
+    async def get(self, connection_id: str | None, approval_id: str) -> Approval:
+        """One approval; with a connection id, only if that Connection owns it (else 404, not 403)."""
+        async with self.db.read() as session:
+            approval = await session.get(Approval, approval_id)
+        if approval is None or (connection_id is not None and approval.connection_id != connection_id):
+            raise NotFound(f"no approval {approval_id}")
+        return approval
+
+    async def hold(self, connection_id: str | None, approval_id: str, wait_ms: int) -> Approval:
+        """The approval once settled, or as it stands after `wait_ms` (capped at MAX_HOLD_MS)."""
+        approval = await self.get(connection_id, approval_id)
+        if approval.is_settled or wait_ms <= 0:
+            return approval
+        return await self.waiters.hold(approval_id, min(wait_ms, MAX_HOLD_MS) / 1000,
+                                       lambda: self.get(connection_id, approval_id))
+
+    async def list(self, connection_id: str | None, *, status: str | None = None, limit: int = 50,
+                   cursor: str | None = None) -> tuple[list[Approval], str | None]:
+        """Newest first; ids are time-ordered, so the cursor is the last id seen."""
+        query = select(Approval).order_by(Approval.id.desc()).limit(limit + 1)
+        if connection_id is not None:
+            query = query.where(Approval.connection_id == connection_id)
+        if status is not None:
+            query = query.where(Approval.status == status)
+        if cursor is not None:
+            query = query.where(Approval.id < decode_cursor(cursor))
+        async with self.db.read() as session:
+            rows = list((await session.scalars(query)).all())
+        more = len(rows) > limit
+        rows = rows[:limit]
+        return rows, encode_cursor(rows[-1].id) if more and rows else None
+
+    # ---- cancellation -----------------------------------------------------------------------------
+
+    async def cancel(self, connection_id: str | None, approval_id: str, actor: Actor) -> Approval:
+        await self.get(connection_id, approval_id)
+
+        async def write(session: AsyncSession) -> Approval:
+            approval = await session.get(Approval, approval_id, with_for_update=True)
+            assert approval is not None
+            if approval.status != "pending":
+                raise Conflict(f"approval {approval_id} is {approval.status}; only pending requests can be cancelled")
+            await state.finalize(session, self.effects, approval, "cancelled", actor, None)
+            return approval
+
+        approval = await self.db.write(write)
+        self.waiters.notify(approval.id)
+        return approval
+
+
+def encode_cursor(approval_id: str) -> str:
+    return base64.urlsafe_b64encode(approval_id.encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> str:
+    try:
+        value = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+    except ValueError:
+        value = ""
+    if not value.startswith("apr_"):
+        raise ValidationFailed("cursor is not one this API gave out", errors=[{"loc": ["cursor"], "msg": "invalid"}])
+    return value

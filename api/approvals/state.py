@@ -1,0 +1,68 @@
+"""Transitions of one approval, applied inside the caller's transaction.
+
+Each function checks the approval is in a state that allows the change, changes it, writes the
+audit entry, and emits the effect; none commits. `approval.version` guards against another
+process changing the same row in between (the UPDATE matches no row and the transaction fails).
+"""
+
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from api.approvals.actors import Actor
+from api.approvals.effects import Effects
+from api.approvals.models import Approval
+from api.approvals.waiters import CHANNEL
+from api.audit import service as audit
+from api.db import utcnow
+
+
+def snapshot(approval: Approval) -> dict[str, Any]:
+    return {"status": approval.status, "execution": approval.execution_status,
+            "modifiedDetails": approval.modified_details}
+
+
+async def announce_if_settled(session: AsyncSession, approval: Approval) -> None:
+    """Wake holds in other processes: NOTIFY is delivered only when the transaction commits."""
+    if approval.is_settled and session.bind.dialect.name == "postgresql":
+        await session.execute(text("SELECT pg_notify(:channel, :id)"), {"channel": CHANNEL, "id": approval.id})
+
+
+async def finalize(session: AsyncSession, effects: Effects, approval: Approval, status: str, actor: Actor,
+                   note: str | None, event: str | None = None) -> None:
+    """Move a pending approval to a final status and start what follows from it."""
+    before = snapshot(approval)
+    approval.status = status
+    approval.decided_by = actor.as_dict()
+    approval.decided_at = utcnow()
+    approval.decision_note = note
+    if status == "approved" and approval.execute:
+        approval.execution_status = "queued"
+    await session.flush()
+    audit.record(session, f"approval.{status}", approval_id=approval.id, connection_id=approval.connection_id,
+                 actor=actor.as_dict(), before=before, after=snapshot(approval),
+                 detail={"note": note} if note else None)
+    await effects.emit(session, approval, event or status)
+    await announce_if_settled(session, approval)
+
+
+async def record_execution(session: AsyncSession, effects: Effects, approval: Approval, *, status: str,
+                           stripe_object_id: str | None = None, result: dict[str, Any] | None = None,
+                           error: dict[str, Any] | None = None) -> None:
+    """Store what Stripe answered; `status` is running, succeeded or failed."""
+    before = snapshot(approval)
+    approval.execution_status = status
+    if status != "running":
+        approval.stripe_object_id = stripe_object_id
+        approval.execution_result = result
+        approval.execution_error = error
+    await session.flush()
+    audit.record(session, f"execution.{status}", approval_id=approval.id, connection_id=approval.connection_id,
+                 actor={"type": "system", "id": "stripe"}, before=before, after=snapshot(approval),
+                 detail={"stripeObjectId": stripe_object_id, "error": error} if status != "running" else None)
+    if status == "succeeded":
+        await effects.emit(session, approval, "executed")
+    elif status == "failed":
+        await effects.emit(session, approval, "execution_failed")
+    await announce_if_settled(session, approval)

@@ -1,0 +1,114 @@
+"""Holding synchronous requests until their approval settles.
+
+A hold is released the moment the deciding code in this process calls `notify()`. Decisions made
+elsewhere reach us two ways: on PostgreSQL, `LISTEN cheqpoint_settled` (the deciding transaction
+sends `pg_notify`, delivered on commit); everywhere, a poller that asks the database every
+`poll_seconds` which held approvals have settled, so a CLI decision on SQLite releases a hold
+within half a second.
+"""
+
+import asyncio
+import contextlib
+import logging
+from collections import defaultdict
+from collections.abc import Awaitable, Callable
+
+from sqlalchemy import or_, select
+
+from api.approvals.models import SETTLED_EXECUTION, Approval
+from api.db import Database
+
+log = logging.getLogger(__name__)
+
+CHANNEL = "cheqpoint_settled"
+
+
+class Waiters:
+    def __init__(self, db: Database, *, poll_seconds: float = 0.25) -> None:
+        self.db = db
+        self.poll_seconds = poll_seconds
+        self._events: dict[str, asyncio.Event] = {}
+        self._holders: dict[str, int] = defaultdict(int)
+        self._tasks: list[asyncio.Task[None]] = []
+        self._listener = None
+
+    async def hold(self, approval_id: str, seconds: float,
+                   load: Callable[[], Awaitable[Approval]]) -> Approval:
+        """Return the approval once settled, or as it stands when `seconds` have have passed.
+
+        The hold is registered before the first load, so a decision committed in between still wakes it.
+        """
+        event = self._events.setdefault(approval_id, asyncio.Event())
+        self._holders[approval_id] += 1
+        deadline = asyncio.get_running_loop().time() + seconds
+        try:
+            while True:
+                approval = await load()
+                remaining = deadline - asyncio.get_running_loop().time()
+                if approval.is_settled or remaining <= 0:
+                    return approval
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(remaining):
+                        await event.wait()
+                event.clear()
+        finally:
+            self._holders[approval_id] -= 1
+            if self._holders[approval_id] == 0:
+                del self._holders[approval_id]
+                self._events.pop(approval_id, None)
+
+    def notify(self, approval_id: str) -> None:
+        event = self._events.get(approval_id)
+        if event is not None:
+            event.set()
+
+    @property
+    def held(self) -> int:
+        return len(self._events)
+
+    async def start(self) -> None:
+        self._tasks.append(asyncio.create_task(self._poll(), name="cheqpoint-waiters-poll"))
+        if self.db.url.startswith("postgresql+asyncpg"):
+            await self._listen()
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks.clear()
+        if self._listener is not None:
+            with contextlib.suppress(Exception):
+                await self._listener.close()
+            self._listener = None
+
+    async def _listen(self) -> None:
+        import asyncpg  # only on PostgreSQL with asyncpg
+
+        url = self.db.engine.url.set(drivername="postgresql")
+        try:
+            self._listener = await asyncpg.connect(url.render_as_string(hide_password=False))
+            await self._listener.add_listener(CHANNEL, lambda _c, _pid, _ch, payload: self.notify(payload))
+        except Exception as exc:  # the poller still releases holds, only later
+            log.warning("LISTEN %s unavailable (%s); falling back to polling", CHANNEL, exc)
+            self._listener = None
+
+    async def _poll(self) -> None:
+        while True:
+            await asyncio.sleep(self.poll_seconds)
+            if not self._events:
+                continue
+            try:
+                await self._release_settled(list(self._events))
+            except Exception:
+                log.exception("polling held approvals failed")
+
+    async def _release_settled(self, ids: list[str]) -> None:
+        settled = or_(Approval.status.in_(("rejected", "expired", "cancelled")),
+                      (Approval.status == "approved") & Approval.execution_status.in_(SETTLED_EXECUTION))
+        async with self.db.read() as session:
+            for start in range(0, len(ids), 500):
+                chunk = ids[start:start + 500]
+                rows = await session.scalars(select(Approval.id).where(Approval.id.in_(chunk), settled))
+                for approval_id in rows:
+                    self.notify(approval_id)

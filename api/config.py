@@ -1,0 +1,110 @@
+"""Settings from the environment (and a `.env` file), as CONTRACT §2 lists them."""
+
+from functools import cached_property
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+# One hold of a synchronous request is capped so a proxy's idle timeout never cuts it; clients
+# keep holding with `GET /v1/approvals/{id}?waitMs=`.
+MAX_HOLD_MS = 60_000
+MAX_BODY_BYTES = 256 * 1024
+
+
+def _alias(name: str) -> AliasChoices:
+    return AliasChoices(name, name.lower())
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", populate_by_name=True)
+
+    database_url: str = Field("sqlite+aiosqlite:///./cheqpoint.db",
+                              validation_alias=_alias("DATABASE_URL"))
+
+    slack_bot_token: SecretStr | None = Field(None, validation_alias=_alias("SLACK_BOT_TOKEN"))
+    slack_signing_secret: SecretStr | None = Field(None, validation_alias=_alias("SLACK_SIGNING_SECRET"))
+    slack_app_token: SecretStr | None = Field(None, validation_alias=_alias("SLACK_APP_TOKEN"))
+    slack_api_url: str = Field("https://slack.com/api/", validation_alias=_alias("SLACK_API_URL"))
+    review_channel: str | None = Field(None, validation_alias=_alias("CHEQPOINT_REVIEW_CHANNEL"))
+    alerts_channel: str | None = Field(None, validation_alias=_alias("CHEQPOINT_ALERTS_CHANNEL"))
+    approvers: Annotated[list[str], NoDecode] = Field(default_factory=list,
+                                                      validation_alias=_alias("CHEQPOINT_APPROVERS"))
+
+    stripe_secret_key: SecretStr | None = Field(None, validation_alias=_alias("STRIPE_SECRET_KEY"))
+    stripe_api_base: str = Field("https://api.stripe.com", validation_alias=_alias("STRIPE_API_BASE"))
+
+    policy_file: Path | None = Field(None, validation_alias=_alias("CHEQPOINT_POLICY_FILE"))
+    url: str = Field("http://127.0.0.1:8000", validation_alias=_alias("CHEQPOINT_URL"))
+    connection_key: SecretStr | None = Field(None, validation_alias=_alias("CHEQPOINT_CONNECTION_KEY"))
+    callback_allow_private: bool = Field(False, validation_alias=_alias("CHEQPOINT_CALLBACK_ALLOW_PRIVATE"))
+
+    # How often the worker looks for due jobs when nothing in this process woke it.
+    worker_poll_seconds: float = Field(0.5, validation_alias=_alias("CHEQPOINT_WORKER_POLL_SECONDS"))
+
+    @field_validator("approvers", mode="before")
+    @classmethod
+    def _split_approvers(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("approvers")
+    @classmethod
+    def _check_approver_ids(cls, value: list[str]) -> list[str]:
+        bad = [v for v in value if not (v[:1] in ("U", "W", "S") and v[1:].isalnum())]
+        if bad:
+            raise ValueError(
+                f"CHEQPOINT_APPROVERS takes Slack user ids (U…, W…) and user-group ids (S…); not {bad}"
+            )
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _check_database_url(cls, value: str) -> str:
+        if not value.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://", "postgresql+psycopg://")):
+            raise ValueError(
+                "DATABASE_URL must be an async SQLAlchemy URL: sqlite+aiosqlite:///…, "
+                "postgresql+asyncpg://… or postgresql+psycopg://…"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _slack_needs_channel_and_approvers(self) -> "Settings":
+        if self.slack_enabled:
+            missing = [name for name, v in (("CHEQPOINT_REVIEW_CHANNEL", self.review_channel),
+                                            ("CHEQPOINT_APPROVERS", self.approvers)) if not v]
+            if missing:
+                raise ValueError(f"Slack is enabled, so {' and '.join(missing)} must be set")
+        return self
+
+    @property
+    def slack_enabled(self) -> bool:
+        return self.slack_bot_token is not None and (
+            self.slack_signing_secret is not None or self.slack_app_token is not None
+        )
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    @cached_property
+    def stripe_test_mode(self) -> bool:
+        key = self.stripe_secret_key.get_secret_value() if self.stripe_secret_key else ""
+        return key.startswith(("sk_test_", "rk_test_"))
+
+    def describe(self) -> list[str]:
+        """Which parts are enabled, for the start-up message. Never includes a secret."""
+        if not self.slack_enabled:
+            slack = "Slack: disabled (set SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET); decide with the CLI"
+        else:
+            slack = "Slack: enabled (" + ("Socket Mode)" if self.slack_app_token else "HTTP at /slack/events)")
+        if not self.stripe_secret_key:
+            stripe = "Stripe: disabled (STRIPE_SECRET_KEY unset): executions fail with a clear error"
+        else:
+            stripe = "Stripe: enabled" + (" (test mode)" if self.stripe_test_mode else "")
+        policy = f"Policy: {self.policy_file}" if self.policy_file else \
+            "Policy: built-in default (every write reviewed by one approver)"
+        db = "Database: SQLite" if self.is_sqlite else "Database: PostgreSQL"
+        return [db, slack, stripe, policy]

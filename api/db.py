@@ -1,0 +1,177 @@
+"""The database: engine, sessions, and the one way to write.
+
+`Database.write(fn)` runs `await fn(session)` in one transaction and commits it; services only
+flush. On SQLite there is one writer per file anyway, so instead of letting concurrent requests
+fight over its lock (each waiting out `busy_timeout`), every write in the process goes through one
+task that commits several callers' work in a single transaction (group commit). On PostgreSQL each
+call is its own transaction and row locks do the rest.
+"""
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+from sqlalchemy import JSON, DateTime, event
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.orm import DeclarativeBase
+from sqlalchemy.types import TypeDecorator
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+WriteFn = Callable[[AsyncSession], Awaitable[T]]
+
+JsonType = JSON().with_variant(JSONB(), "postgresql")
+
+
+class UTCDateTime(TypeDecorator):
+    """Aware UTC datetimes in and out, on SQLite (which keeps naive text) as on PostgreSQL."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {  # noqa: RUF012 (SQLAlchemy reads it as a class attribute)
+        dict[str, Any]: JsonType, list[Any]: JsonType, datetime: UTCDateTime}
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    # WAL lets readers run beside the writer; NORMAL syncs at checkpoints, which WAL keeps safe.
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+# Set in `session.info` by code that enqueued a job, so the committer can wake the worker.
+JOBS_ENQUEUED = "cheqpoint.jobs_enqueued"
+
+
+class GroupCommitWriter:
+    """Runs write functions one batch at a time, each batch in one transaction."""
+
+    def __init__(self, sessionmaker: async_sessionmaker[AsyncSession],
+                 committed: Callable[[AsyncSession], None], max_batch: int = 64) -> None:
+        self._sessionmaker = sessionmaker
+        self._committed = committed
+        self._max_batch = max_batch
+        self._queue: asyncio.Queue[tuple[WriteFn[Any], asyncio.Future[Any]]] | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    async def submit(self, fn: WriteFn[T]) -> T:
+        if self._task is None or self._task.done():
+            self._queue = asyncio.Queue()
+            self._task = asyncio.create_task(self._run(), name="cheqpoint-db-writer")
+        assert self._queue is not None
+        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        self._queue.put_nowait((fn, future))
+        return await future
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def _run(self) -> None:
+        assert self._queue is not None
+        while True:
+            batch = [await self._queue.get()]
+            while len(batch) < self._max_batch and not self._queue.empty():
+                batch.append(self._queue.get_nowait())
+            if len(batch) == 1:
+                await self._run_alone(*batch[0])
+            else:
+                await self._run_together(batch)
+
+    async def _run_together(self, batch: list[tuple[WriteFn[Any], asyncio.Future[Any]]]) -> None:
+        try:
+            async with self._sessionmaker() as session:
+                async with session.begin():
+                    results = [await fn(session) for fn, _ in batch]
+                self._committed(session)
+        except Exception:
+            # One caller's work failed: run each alone so only that caller sees its error.
+            for fn, future in batch:
+                await self._run_alone(fn, future)
+            return
+        for (_, future), result in zip(batch, results, strict=True):
+            if not future.done():
+                future.set_result(result)
+
+    async def _run_alone(self, fn: WriteFn[Any], future: asyncio.Future[Any]) -> None:
+        try:
+            async with self._sessionmaker() as session:
+                async with session.begin():
+                    result = await fn(session)
+                self._committed(session)
+        except Exception as exc:
+            if not future.done():
+                future.set_exception(exc)
+        else:
+            if not future.done():
+                future.set_result(result)
+
+
+class Database:
+    def __init__(self, url: str, *, echo: bool = False) -> None:
+        self.url = url
+        self.is_sqlite = url.startswith("sqlite")
+        kwargs: dict[str, Any] = {"echo": echo}
+        if not self.is_sqlite:
+            kwargs.update(pool_size=20, max_overflow=20, pool_pre_ping=True)
+        self.engine: AsyncEngine = create_async_engine(url, **kwargs)
+        if self.is_sqlite:
+            event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
+        self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
+        self._writer = GroupCommitWriter(self.sessionmaker, self._committed) if self.is_sqlite else None
+        self.on_enqueued: Callable[[], None] | None = None  # the worker's wake-up, when one runs here
+
+    async def write(self, fn: WriteFn[T]) -> T:
+        """Run `fn(session)` in a transaction and commit it; return what it returned."""
+        if self._writer is not None:
+            return await self._writer.submit(fn)
+        async with self.sessionmaker() as session:
+            async with session.begin():
+                result = await fn(session)
+            self._committed(session)
+            return result
+
+    def _committed(self, session: AsyncSession) -> None:
+        if session.info.pop(JOBS_ENQUEUED, False) and self.on_enqueued is not None:
+            self.on_enqueued()
+
+    @contextlib.asynccontextmanager
+    async def read(self) -> AsyncIterator[AsyncSession]:
+        async with self.sessionmaker() as session:
+            yield session
+
+    async def close(self) -> None:
+        if self._writer is not None:
+            await self._writer.close()
+        await self.engine.dispose()

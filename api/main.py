@@ -1,0 +1,147 @@
+"""The composition root: builds every part from settings and wires them together.
+
+Nothing else constructs vendors' clients or registers listeners; tests build the same app with
+their own settings (fake Slack and Stripe URLs, a temporary database) and an injected clock.
+"""
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import httpx
+from fastapi import FastAPI
+from fastapi.responses import JSONResponse
+from sqlalchemy import text
+
+from api.approvals.decisions import Decisions
+from api.approvals.effects import Effects
+from api.approvals.routes import router as approvals_router
+from api.approvals.service import ApprovalService
+from api.approvals.waiters import Waiters
+from api.config import Settings
+from api.db import Database, utcnow
+from api.execution.gateway import StripeGateway
+from api.http import BodyLimit, install_error_handlers
+from api.jobs import register_core_jobs
+from api.outbox.registry import JobContext, JobRegistry
+from api.outbox.worker import Worker
+from api.policy import Policy, default_policy, load_policy
+from api.policy.usage import compute_totals
+
+log = logging.getLogger("cheqpoint")
+
+
+@dataclass
+class Container:
+    """Everything the routes, handlers and jobs need, built once per app."""
+
+    settings: Settings
+    db: Database
+    http: httpx.AsyncClient
+    waiters: Waiters
+    effects: Effects
+    policy: Policy
+    gateway: StripeGateway
+    approvals: ApprovalService
+    decisions: Decisions
+    registry: JobRegistry
+    worker: Worker
+    clock: Callable[[], datetime]
+    extras: dict[str, Any] = field(default_factory=dict)  # adapters' own parts (the Slack notifier, …)
+
+
+def load_configured_policy(settings: Settings) -> Policy:
+    return load_policy(settings.policy_file) if settings.policy_file else default_policy(settings.approvers)
+
+
+def build_container(settings: Settings, *, clock: Callable[[], datetime] = utcnow,
+                    http: httpx.AsyncClient | None = None) -> Container:
+    db = Database(settings.database_url)
+    http = http or httpx.AsyncClient(timeout=httpx.Timeout(15.0), follow_redirects=False)
+    waiters = Waiters(db)
+    effects = Effects()
+    policy = load_configured_policy(settings)
+    gateway = StripeGateway(
+        settings.stripe_secret_key.get_secret_value() if settings.stripe_secret_key else None,
+        settings.stripe_api_base)
+    approvals = ApprovalService(db, settings=settings, waiters=waiters, effects=effects, policy=lambda: policy,
+                                gateway=gateway, totals=compute_totals, clock=clock)
+    decisions = Decisions(approvals)
+    registry = JobRegistry()
+    context = JobContext(db=db, settings=settings, http=http, clock=clock, services=None)
+    worker = Worker(context, registry, poll_seconds=settings.worker_poll_seconds, clock=clock)
+    container = Container(settings=settings, db=db, http=http, waiters=waiters, effects=effects, policy=policy,
+                          gateway=gateway, approvals=approvals, decisions=decisions, registry=registry,
+                          worker=worker, clock=clock)
+    context.services = container
+    db.on_enqueued = worker.wake
+    register_core_jobs(container)
+    if settings.slack_enabled:
+        from bot.wiring import install_slack  # the one place api reaches into the Slack adapter
+
+        install_slack(container)
+    return container
+
+
+@contextlib.asynccontextmanager
+async def running(container: Container, *, worker: bool = True) -> AsyncIterator[Container]:
+    """Start the background parts (waiters' listener and poller, the worker) for as long as the block runs."""
+    await container.waiters.start()
+    task = asyncio.create_task(container.worker.run(), name="cheqpoint-worker") if worker else None
+    try:
+        yield container
+    finally:
+        if task is not None:
+            container.worker.stop()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await container.waiters.stop()
+        for close in container.extras.get("on_close", []):
+            await close()
+        await container.gateway.aclose()
+        await container.http.aclose()
+        await container.db.close()
+
+
+def create_app(settings: Settings | None = None, *, container: Container | None = None,
+               run_worker: bool = True) -> FastAPI:
+    settings = settings or Settings()
+    container = container or build_container(settings)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        for line in settings.describe():
+            log.info(line)
+        async with running(container, worker=run_worker):
+            yield
+
+    app = FastAPI(title="Cheqpoint", version="0.1.0", lifespan=lifespan,
+                  description="Human approval in Slack for AI agents that move money on Stripe.")
+    app.state.container = container
+    install_error_handlers(app)
+    app.include_router(approvals_router)
+    for router in container.extras.get("routers", []):
+        app.include_router(router)
+
+    @app.get("/healthz", tags=["health"])
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["health"])
+    async def readyz() -> JSONResponse:
+        try:
+            async with container.db.read() as session:
+                await session.execute(text("SELECT 1"))
+        except Exception as exc:
+            return JSONResponse({"status": "unavailable", "detail": type(exc).__name__}, status_code=503)
+        return JSONResponse({"status": "ok"})
+
+    app.add_middleware(BodyLimit)
+    return app
+
+
+__all__ = ["Container", "build_container", "create_app", "running"]

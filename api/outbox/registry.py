@@ -1,0 +1,74 @@
+"""Job kinds and their handlers, and what a handler may say about a failure."""
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import httpx
+
+from api.config import Settings
+from api.db import Database
+
+
+class Retry(Exception):
+    """Try again later; `delay` overrides the back-off (e.g. a Retry-After)."""
+
+    def __init__(self, message: str, *, delay: float | None = None) -> None:
+        super().__init__(message)
+        self.delay = delay
+
+
+class Park(Exception):
+    """A final failure: no more attempts. The message says why, for the operator."""
+
+
+@dataclass
+class JobContext:
+    db: Database
+    settings: Settings
+    http: httpx.AsyncClient
+    clock: Callable[[], datetime]
+    services: Any  # the composition root's Services: approvals, stripe gateway, slack notifier, …
+    attempt: int = 1
+    max_attempts: int = 1
+    job_id: int = 0
+
+    @property
+    def last_attempt(self) -> bool:
+        return self.attempt >= self.max_attempts
+
+
+Handler = Callable[[JobContext, dict[str, Any]], Awaitable[None]]
+
+
+@dataclass
+class Backoff:
+    base: float = 2.0
+    cap: float = 3600.0
+    schedule: list[float] | None = None  # explicit delays, attempt 1 → schedule[0]
+
+    def delay(self, attempt: int) -> float:
+        if self.schedule:
+            return self.schedule[min(attempt, len(self.schedule)) - 1]
+        return min(self.cap, self.base * 2 ** (attempt - 1))
+
+
+@dataclass
+class JobKind:
+    handler: Handler
+    backoff: Backoff = field(default_factory=Backoff)
+
+
+class JobRegistry:
+    def __init__(self) -> None:
+        self._kinds: dict[str, JobKind] = {}
+
+    def register(self, kind: str, handler: Handler, *, backoff: Backoff | None = None) -> None:
+        self._kinds[kind] = JobKind(handler, backoff or Backoff())
+
+    def get(self, kind: str) -> JobKind | None:
+        return self._kinds.get(kind)
+
+    def __contains__(self, kind: str) -> bool:
+        return kind in self._kinds

@@ -1,0 +1,149 @@
+"""The worker: claims due jobs, runs them, records every attempt, retries with back-off, parks.
+
+Claiming is one UPDATE … RETURNING. On PostgreSQL the inner SELECT takes `FOR UPDATE SKIP LOCKED`, so
+several workers share the queue without taking the same job; on SQLite the database's single
+writer makes the same statement atomic. A claimed job holds a lease; a worker that dies mid-job
+leaves it `running` until the lease lapses, and then another worker takes it again — which is why
+every handler's effect must be idempotent (Stripe keys, stable webhook ids).
+"""
+
+import asyncio
+import contextlib
+import logging
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from api.outbox.models import Job, JobAttempt
+from api.outbox.registry import JobContext, JobRegistry, Park, Retry
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ClaimedJob:
+    id: int
+    kind: str
+    payload: dict[str, Any]
+    attempt: int
+    max_attempts: int
+    started_at: datetime
+
+
+class Worker:
+    def __init__(
+        self,
+        context: JobContext,
+        registry: JobRegistry,
+        *,
+        poll_seconds: float = 0.5,
+        batch: int = 16,
+        lease_seconds: float = 120.0,
+        clock: Callable[[], datetime],
+    ) -> None:
+        self.context = context
+        self.registry = registry
+        self.poll_seconds = poll_seconds
+        self.batch = batch
+        self.lease = timedelta(seconds=lease_seconds)
+        self.clock = clock
+        self._wake = asyncio.Event()
+        self._stopping = False
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def run(self) -> None:
+        """Work until stopped; a failure of the loop itself is logged and the loop goes on."""
+        while not self._stopping:
+            try:
+                ran = await self.run_once()
+            except Exception:
+                log.exception("worker loop failed; retrying")
+                ran = 0
+            if ran == 0:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), self.poll_seconds)
+                self._wake.clear()
+
+    def stop(self) -> None:
+        self._stopping = True
+        self._wake.set()
+
+    async def run_once(self) -> int:
+        """Claim the jobs due now and run them concurrently; return how many ran."""
+        jobs = await self.context.db.write(self._claim)
+        if jobs:
+            await asyncio.gather(*(self._run_job(job) for job in jobs))
+        return len(jobs)
+
+    async def drain(self, *, max_rounds: int = 50) -> int:
+        """Run until nothing is due (tests and the CLI use this)."""
+        total = 0
+        for _ in range(max_rounds):
+            ran = await self.run_once()
+            total += ran
+            if ran == 0:
+                break
+        return total
+
+    async def _claim(self, session: AsyncSession) -> list[ClaimedJob]:
+        now = self.clock()
+        due = or_(and_(Job.status == "queued", Job.run_at <= now),
+                  and_(Job.status == "running", Job.locked_until < now))
+        candidates = select(Job.id).where(due).order_by(Job.run_at, Job.id).limit(self.batch)
+        if session.bind.dialect.name == "postgresql":
+            candidates = candidates.with_for_update(skip_locked=True)
+        statement = (
+            update(Job)
+            .where(Job.id.in_(candidates.scalar_subquery()))
+            .values(status="running", locked_until=now + self.lease, attempts=Job.attempts + 1)
+            .returning(Job.id, Job.kind, Job.payload, Job.attempts, Job.max_attempts)
+            .execution_options(synchronize_session=False)
+        )
+        rows = (await session.execute(statement)).all()
+        return [ClaimedJob(r.id, r.kind, r.payload, r.attempts, r.max_attempts, now) for r in rows]
+
+    async def _run_job(self, job: ClaimedJob) -> None:
+        kind = self.registry.get(job.kind)
+        context = replace(self.context, attempt=job.attempt, max_attempts=job.max_attempts, job_id=job.id)
+        outcome, error, delay = "done", None, None
+        try:
+            if kind is None:
+                raise Park(f"no handler for job kind {job.kind!r}")
+            await kind.handler(context, job.payload)
+        except Park as exc:
+            outcome, error = "parked", str(exc)
+        except Retry as exc:
+            outcome, error, delay = "retry", str(exc), exc.delay
+        except Exception as exc:
+            log.warning("job %s (%s) attempt %s failed: %r", job.id, job.kind, job.attempt, exc)
+            outcome, error = "retry", f"{type(exc).__name__}: {exc}"
+        if outcome == "retry" and job.attempt >= job.max_attempts:
+            outcome = "parked"
+            error = f"gave up after {job.attempt} attempts: {error}"
+        if outcome == "parked":
+            log.error("job %s (%s) parked: %s", job.id, job.kind, error)
+        if outcome == "retry" and delay is None:
+            assert kind is not None
+            # Full jitter on the upper half, so a burst of failures does not retry in lockstep.
+            delay = kind.backoff.delay(job.attempt) * random.uniform(0.5, 1.0)
+        await self.context.db.write(lambda session: self._finish(session, job, outcome, error, delay))
+
+    async def _finish(self, session: AsyncSession, job: ClaimedJob, outcome: str, error: str | None,
+                      delay: float | None) -> None:
+        now = self.clock()
+        session.add(JobAttempt(job_id=job.id, attempt=job.attempt, started_at=job.started_at, finished_at=now,
+                               outcome=outcome, error=error))
+        values: dict[str, Any] = {"last_error": error, "locked_until": None}
+        if outcome == "retry":
+            values.update(status="queued", run_at=now + timedelta(seconds=delay or 0))
+        else:
+            values.update(status="done" if outcome == "done" else "parked", finished_at=now)
+        await session.execute(update(Job).where(Job.id == job.id).values(**values)
+                              .execution_options(synchronize_session=False))

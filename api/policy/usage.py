@@ -1,0 +1,48 @@
+"""Fill the velocity totals (`totals.*`, see `totals.py` for what counts) from stored approvals."""
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from api.approvals.models import Approval
+from api.connections.models import Connection
+from api.policy.totals import ActionTotals, ConnectionTotals, CustomerTotals, Totals
+
+WINDOW = timedelta(hours=24)
+COUNTED = ("pending", "approved")
+
+
+def _amount():
+    # A whole refund has no amount_cents: it adds what Stripe refunded, once known.
+    return func.coalesce(Approval.details["amount_cents"].as_integer(),
+                         Approval.execution_result["amount"].as_integer(), 0)
+
+
+async def _sum_and_count(session: AsyncSession, *conditions: Any) -> tuple[int, int]:
+    row = (await session.execute(select(func.count(), func.coalesce(func.sum(_amount()), 0)).where(*conditions))).one()
+    return int(row[0]), int(row[1])
+
+
+async def compute_totals(session: AsyncSession, connection: Connection, action: str, details: dict[str, Any],
+                         now: datetime) -> Totals:
+    recent = (Approval.created_at >= now - WINDOW, Approval.status.in_(COUNTED))
+    currency = details.get("currency")
+    same_currency = (Approval.details["currency"].as_string() == currency,) if currency else ()
+    mine = (Approval.connection_id == connection.id, *recent)
+
+    refunds = await _sum_and_count(session, *mine, Approval.action == "issue_refund", *same_currency)
+    payouts = await _sum_and_count(session, *mine, Approval.action == "create_payout", *same_currency)
+    same_action = await _sum_and_count(session, *mine, Approval.action == action, *same_currency)
+    customer = (0, 0)
+    if details.get("customer_id"):
+        customer = await _sum_and_count(session, *recent, Approval.action == "issue_refund",
+                                        Approval.details["customer_id"].as_string() == details["customer_id"],
+                                        *same_currency)
+    return Totals(
+        connection=ConnectionTotals(refunds_24h_count=refunds[0], refunds_24h_cents=refunds[1],
+                                    payouts_24h_count=payouts[0], payouts_24h_cents=payouts[1]),
+        customer=CustomerTotals(refunds_24h_count=customer[0], refunds_24h_cents=customer[1]),
+        action=ActionTotals(count_24h=same_action[0], amount_24h_cents=same_action[1]),
+    )
