@@ -494,6 +494,7 @@ async def test_the_request_is_built_for_the_pinned_address():
     assert request.extensions["sni_hostname"] == "api.yourapp.com"
     assert request.headers["webhook-id"] == "msg_1"
     assert request.headers["connection"] == "close"
+    assert request.headers["accept-encoding"] == "identity"
     assert request.content == BODY
 
 
@@ -516,6 +517,17 @@ async def test_an_ipv6_address_is_bracketed_and_a_default_port_left_out():
 async def test_the_error_text_is_short():
     result, _ = await answer_with(httpx.Response(500, text="x" * 5000 + "\n\n  tail"))
     assert result.error == "HTTP 500: " + "x" * 200
+
+
+async def test_a_broken_error_body_keeps_the_status():
+    class Broken(httpx.AsyncByteStream):
+        async def __aiter__(self):
+            yield b"partial "
+            raise httpx.ReadError("connection reset")
+
+    result, _ = await answer_with(httpx.Response(502, stream=Broken()))
+    assert (result.ok, result.status_code) == (False, 502)
+    assert result.error == "HTTP 502: partial"
 
 
 async def test_retry_after_in_seconds_and_as_a_date():

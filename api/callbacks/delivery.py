@@ -149,6 +149,8 @@ def _build_request(
     # Pinned requests go to an IP, so the client's pool keys them by IP alone. Closing after each
     # request keeps a TLS connection verified for one host name from ever carrying another's callback.
     merged["connection"] = "close"
+    # Only a short error snippet is ever read; an uncompressed answer cannot inflate in memory.
+    merged["accept-encoding"] = "identity"
     extensions = {}
     if target.scheme == "https" and target.host not in target.addresses:
         extensions["sni_hostname"] = target.host  # SNI and certificate check use the name, not the IP
@@ -166,10 +168,13 @@ async def _error_snippet(response: httpx.Response) -> str:
     if 200 <= response.status_code < 400:
         return ""  # success needs no body, and a redirect's reason is its Location
     chunks = bytearray()
-    async for chunk in response.aiter_bytes():
-        chunks += chunk
-        if len(chunks) >= _ERROR_BODY_BYTES:
-            break
+    try:
+        async for chunk in response.aiter_bytes():
+            chunks += chunk
+            if len(chunks) >= _ERROR_BODY_BYTES:
+                break
+    except httpx.HTTPError:
+        pass  # the status is what matters; a broken error body must not hide it
     text = " ".join(chunks[:_ERROR_BODY_BYTES].decode("utf-8", errors="replace").split())
     return text[:ERROR_BODY_CHARS]
 
