@@ -139,7 +139,7 @@ class GroupCommitWriter:
 
 
 class Database:
-    def __init__(self, url: str, *, echo: bool = False) -> None:
+    def __init__(self, url: str, *, echo: bool = False, clock: Callable[[], datetime] | None = None) -> None:
         self.url = url
         self.is_sqlite = url.startswith("sqlite")
         kwargs: dict[str, Any] = {"echo": echo}
@@ -148,7 +148,9 @@ class Database:
         self.engine: AsyncEngine = create_async_engine(url, **kwargs)
         if self.is_sqlite:
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
-        self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
+        # Code that stamps rows without a clock of its own (the outbox) reads the injected one here.
+        self.clock = clock or utcnow
+        self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False, info={"clock": self.clock})
         self._writer = GroupCommitWriter(self.sessionmaker, self._committed) if self.is_sqlite else None
         self.on_enqueued: Callable[[], None] | None = None  # the worker's wake-up, when one runs here
 

@@ -60,7 +60,7 @@ def load_configured_policy(settings: Settings) -> Policy:
 
 def build_container(settings: Settings, *, clock: Callable[[], datetime] = utcnow,
                     http: httpx.AsyncClient | None = None) -> Container:
-    db = Database(settings.database_url)
+    db = Database(settings.database_url, clock=clock)
     http = http or httpx.AsyncClient(timeout=httpx.Timeout(15.0), follow_redirects=False)
     waiters = Waiters(db)
     effects = Effects()

@@ -45,5 +45,5 @@ async def execute_approval(ctx: JobContext, payload: dict[str, Any]) -> None:
             await services.decisions.record_execution(approval_id, status="failed", error=exc.as_error())
             return
         raise Retry(str(exc)) from exc
-    await services.decisions.record_execution(approval_id, status="succeeded", stripe_object_id=outcome.stripe_object_id,
-                                              result=outcome.result)
+    await services.decisions.record_execution(approval_id, status="succeeded",
+                                              stripe_object_id=outcome.stripe_object_id, result=outcome.result)

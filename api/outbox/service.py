@@ -23,7 +23,7 @@ async def enqueue(
     max_attempts: int = DEFAULT_MAX_ATTEMPTS,
 ) -> None:
     """Add a job; with `key`, a job already enqueued under that key makes this a no-op."""
-    now = utcnow()
+    now = session.info.get("clock", utcnow)()
     values = {"kind": kind, "payload": payload, "key": key, "status": "queued", "attempts": 0,
               "max_attempts": max_attempts, "run_at": run_at or now, "created_at": now}
     insert = pg_insert if session.bind.dialect.name == "postgresql" else sqlite_insert
