@@ -18,6 +18,8 @@ class Details(BaseModel):
 
 
 def _kind(value: Any) -> str:
+    if value is None:
+        return "null"
     if isinstance(value, bool):
         return "a boolean"
     if isinstance(value, float):
