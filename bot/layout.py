@@ -271,6 +271,32 @@ def field_value(name: str, value: Any, details: Mapping[str, Any], *, test_mode:
     return plain(humanize(value) if name in _WORDY_FIELDS else value)
 
 
+def lookup(details: Mapping[str, Any], path: str) -> Any:
+    """A dotted field path into the details (`items.0.quantity`); None where it leads nowhere."""
+    node: Any = details
+    for part in path.split("."):
+        if isinstance(node, Mapping):
+            node = node.get(part)
+        elif isinstance(node, list | tuple) and part.isdigit() and int(part) < len(node):
+            node = node[int(part)]
+        else:
+            return None
+    return node
+
+
+def field_label(path: str) -> str:
+    """`amount_cents` → `Amount`, `items.0.quantity` → `Item 1 quantity`."""
+    if path == "amount_cents":
+        return "Amount"
+    words = []
+    for part in path.split("."):
+        if part.isdigit() and words:
+            words[-1] = f"{words[-1].removesuffix('s')} {int(part) + 1}"
+        else:
+            words.append(humanize(part))
+    return " ".join(words).capitalize()
+
+
 def change_lines(changes: Mapping[str, Any], details: Mapping[str, Any]) -> Lines:
     """Each edited field as `old → new`."""
     lines = []
@@ -279,6 +305,5 @@ def change_lines(changes: Mapping[str, Any], details: Mapping[str, Any]) -> Line
             continue
         old = field_value(name, change.get("from"), details)
         new = field_value(name, change.get("to"), details)
-        label = "Amount" if name == "amount_cents" else humanize(name).capitalize()
-        lines.append(line(label, f"{old} → {new}"))
+        lines.append(line(field_label(name), f"{old} → {new}"))
     return lines

@@ -92,7 +92,7 @@ def _currency(details: Mapping[str, Any], override: str | None) -> str:
 
 
 def _field_input(field: EditableFieldLike, current: Mapping[str, Any], currency: str) -> InputBlock:
-    value = current.get(field.name)
+    value = layout.lookup(current, field.name)
     if field.kind == "amount":
         element = PlainTextInputElement(
             action_id=field_action_id(field.name),
@@ -158,7 +158,7 @@ def read_edit_submission(
             value = _read_field(field, state, currency)
             if value is None:
                 continue
-            _check_lower_only(field, value, (current_details or {}).get(field.name), currency)
+            _check_lower_only(field, value, layout.lookup(current_details or {}, field.name), currency)
         except ValueError as problem:
             errors[block_id] = str(problem)
             continue
