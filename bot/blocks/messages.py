@@ -40,9 +40,7 @@ def review_message(
     """
     blocks: list[Block] = facts(approval, connection_name=connection_name, test_mode=test_mode)
     blocks.append(mrkdwn_section(review_reason(approval)))
-    blocks.append(
-        review_buttons(approval, version=version, confirm_over_minor=confirm_over_minor, can_edit=can_edit)
-    )
+    blocks.append(review_buttons(approval, version=version, confirm_over_minor=confirm_over_minor, can_edit=can_edit))
     return notification_text("Approval needed", approval, test_mode=test_mode), to_dicts(blocks)
 
 
