@@ -185,7 +185,9 @@ def to_dicts(blocks: Iterable[Block]) -> list[dict]:
     return [block.to_dict() for block in blocks]
 
 
-def notification_text(prefix: str, approval: Approval, *, test_mode: bool, details=None) -> str:
+def notification_text(
+    prefix: str, approval: Approval, *, test_mode: bool, details: Mapping[str, Any] | None = None
+) -> str:
     """The message's plain `text`: what notifications and screen readers show."""
     mark = "[TEST MODE] " if test_mode else ""
     summary = approval.get("summary") or ""

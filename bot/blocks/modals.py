@@ -71,7 +71,9 @@ def edit_modal(
     return _modal(CallbackId.EDIT_MODAL, "Edit and approve", "Approve", approval, version, inputs)
 
 
-def _modal(callback_id: str, heading: str, submit: str, approval: Approval, version: int, inputs) -> dict:
+def _modal(
+    callback_id: str, heading: str, submit: str, approval: Approval, version: int, inputs: Sequence[Block]
+) -> dict:
     about = f"*{layout.escape(title(approval, effective_details(approval)))}*"
     if approval.get("summary"):
         about += "\n" + layout.escape(layout.truncate(approval["summary"], 500))
