@@ -102,7 +102,9 @@ class ActionSpec:
 
     def _error(self, error: Any) -> dict[str, Any]:
         loc = ["details", *error["loc"]]
-        if error["type"] == "extra_forbidden":
+        if error["type"] == "extra_forbidden" and len(error["loc"]) > 1:
+            msg = "is not a field Stripe accepts here"
+        elif error["type"] == "extra_forbidden":
             known = ", ".join(self.details_model.model_fields)
             msg = f"is not a field of {self.name}" + (f" (fields: {known})" if known else "")
         elif error["type"] == "missing":
