@@ -63,3 +63,11 @@ class NotConfigured(AppError):
     status = 503
     title = "Not configured"
     type = "https://cheqpoint.dev/problems/not-configured"
+
+
+class UpstreamUnavailable(AppError):
+    """Stripe or Slack could not be reached to check something the request depends on."""
+
+    status = 502
+    title = "Upstream unavailable"
+    type = "https://cheqpoint.dev/problems/upstream-unavailable"

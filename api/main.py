@@ -51,7 +51,9 @@ class Container:
     registry: JobRegistry
     worker: Worker
     clock: Callable[[], datetime]
-    extras: dict[str, Any] = field(default_factory=dict)  # adapters' own parts (the Slack notifier, …)
+    # Adapters' own parts: "routers" (mounted on the app), "on_start" / "on_close" (async callables run
+    # by `running()`), and whatever else they keep here (the Slack notifier, …).
+    extras: dict[str, Any] = field(default_factory=dict)
 
 
 def load_configured_policy(settings: Settings) -> Policy:
@@ -91,6 +93,8 @@ def build_container(settings: Settings, *, clock: Callable[[], datetime] = utcno
 async def running(container: Container, *, worker: bool = True) -> AsyncIterator[Container]:
     """Start the background parts (waiters' listener and poller, the worker) for as long as the block runs."""
     await container.waiters.start()
+    for start in container.extras.get("on_start", []):
+        await start()
     task = asyncio.create_task(container.worker.run(), name="cheqpoint-worker") if worker else None
     try:
         yield container

@@ -33,7 +33,8 @@ async def test_edit_fills_modified_details_and_changes(client, auth, container):
     assert body["decidedBy"] == {"type": "slack_user", "id": "UALICE", "name": "alice"}
     assert body["execution"]["status"] == "queued"
     async with container.db.read() as session:
-        kinds = (await session.scalars(select(Job.kind).where(Job.payload["approval_id"].as_string() == approval_id))).all()
+        query = select(Job.kind).where(Job.payload["approval_id"].as_string() == approval_id)
+        kinds = (await session.scalars(query)).all()
     assert "stripe.execute" in kinds
 
 

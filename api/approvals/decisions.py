@@ -12,13 +12,15 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.exc import StaleDataError
 
-from api.actions import get_action
+from api.actions import EditRejected, get_action
 from api.approvals import state
 from api.approvals.actors import SYSTEM, Actor
 from api.approvals.models import Approval, Decision
 from api.approvals.service import ApprovalService
 from api.audit import service as audit
-from api.errors import NotFound, ValidationFailed
+from api.errors import NotFound, UpstreamUnavailable, ValidationFailed
+from api.execution.gateway import StripeGatewayError
+from api.money import format_money
 from api.outbox.service import enqueue
 
 
@@ -47,6 +49,8 @@ class Decisions:
             raise ValidationFailed("a rejection needs a note", errors=[{"loc": ["note"], "msg": "required"}])
         if edits and verdict != "approve":
             raise ValidationFailed("edits go with an approval")
+        if edits and "amount_cents" in edits:
+            await self._check_refundable(approval_id, edits["amount_cents"])
         for _ in range(3):
             try:
                 result = await self.service.db.write(
@@ -105,6 +109,21 @@ class Decisions:
             await enqueue(session, "stripe.execute", {"approval_id": approval.id}, key=f"execute:{approval.id}",
                           max_attempts=10)
         return DecisionResult(approval, "decided")
+
+    async def _check_refundable(self, approval_id: str, amount: object) -> None:
+        """A refund may be raised by a reviewer, but never above what Stripe can still refund."""
+        approval = await self.service.get(None, approval_id)
+        gateway = self.service.gateway
+        if approval.action != "issue_refund" or not gateway.configured or not isinstance(amount, int):
+            return  # without Stripe the execution itself fails, clearly
+        details = approval.details
+        try:
+            refundable, currency = await gateway.refundable_amount(details.get("charge_id"),
+                                                                   details.get("payment_intent_id"))
+        except StripeGatewayError as exc:
+            raise UpstreamUnavailable(f"could not ask Stripe what is refundable: {exc.message}") from exc
+        if amount > refundable:
+            raise EditRejected("amount_cents", f"only {format_money(refundable, currency)} can still be refunded")
 
     async def expire(self, approval_id: str) -> Approval | None:
         """Expire a pending request whose time has come; None when there is nothing to do."""
