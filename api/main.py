@@ -57,7 +57,9 @@ class Container:
 
 
 def load_configured_policy(settings: Settings) -> Policy:
-    return load_policy(settings.policy_file) if settings.policy_file else default_policy(settings.approvers)
+    if settings.policy_file:
+        return load_policy(settings.policy_file, settings.approvers)
+    return default_policy(settings.approvers)
 
 
 def build_container(settings: Settings, *, clock: Callable[[], datetime] = utcnow,
