@@ -7,13 +7,14 @@ handlers and notifier stay thin.
 from bot.blocks.home import app_home
 from bot.blocks.messages import decided_message, review_message
 from bot.blocks.modals import edit_modal, read_edit_submission, read_note, reject_modal
-from bot.blocks.notices import AlertKind, alert_text, reminder_text
+from bot.blocks.notices import AlertKind, alert_text, delivery_failed_text, reminder_text
 
 __all__ = [
     "AlertKind",
     "alert_text",
     "app_home",
     "decided_message",
+    "delivery_failed_text",
     "edit_modal",
     "read_edit_submission",
     "read_note",

@@ -40,3 +40,13 @@ def alert_text(kind: AlertKind | str, approval: Approval, permalink: str | None)
         text = f"🤖 Approved automatically by rule “{rule}”: {what}"
     text = " ".join(text.split())  # one line, whatever the error message contained
     return f"{text} · <{permalink}|Open the request>" if permalink else text
+
+
+def delivery_failed_text(approval: Approval, what: str, channel: str, error: str) -> str:
+    """Slack refused a post for a reason a person must fix; the request is still decidable."""
+    headline = layout.escape(title(approval, effective_details(approval)))
+    ident = layout.escape(approval.get("approvalId", ""))
+    text = (f"⚠️ Could not {layout.escape(what)} for *{headline}* (`{ident}`) in <#{layout.escape(channel)}>: "
+            f"`{layout.escape(error)}`. Fix the Slack set-up; meanwhile decide with "
+            f"`cheqpoint approvals approve {ident}` or `reject {ident} --note …`.")
+    return " ".join(text.split())

@@ -1,0 +1,104 @@
+"""The Bolt app, built by a factory from the container: no global app, no import-time tokens."""
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from functools import wraps
+from typing import Any
+
+from slack_bolt.async_app import AsyncApp
+from slack_sdk.http_retry.builtin_async_handlers import (
+    AsyncConnectionErrorRetryHandler,
+    AsyncRateLimitErrorRetryHandler,
+    AsyncServerErrorRetryHandler,
+)
+from slack_sdk.web.async_client import AsyncWebClient
+
+from api.config import Settings
+from bot.approvers import ApproverDirectory
+from bot.handlers import actions, home, views
+from bot.handlers.common import Deps
+
+log = logging.getLogger(__name__)
+
+
+def web_client(settings: Settings, *, interactive: bool) -> AsyncWebClient:
+    """Listeners retry rate limits and 5xx in place (a person is waiting on the answer); the
+    outbox's jobs do not, so a Retry-After of a minute frees the worker instead of holding it."""
+    token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else None
+    handlers: list[Any] = [AsyncConnectionErrorRetryHandler(max_retry_count=1)]
+    if interactive:
+        handlers += [AsyncRateLimitErrorRetryHandler(max_retry_count=2),
+                     AsyncServerErrorRetryHandler(max_retry_count=2)]
+    return AsyncWebClient(token=token, base_url=settings.slack_api_url, timeout=10, retry_handlers=handlers)
+
+
+class Inflight:
+    """Listener work still running after its ack: awaited at shutdown so a decision being recorded
+    is not cut off, and by tests, which must see a click's effects before asserting on them."""
+
+    def __init__(self) -> None:
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    def track(self, listener: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+        @wraps(listener)  # Bolt passes arguments by the listener's parameter names
+        async def tracked(*args: Any, **kwargs: Any) -> Any:
+            task = asyncio.current_task()
+            if task is not None:
+                self._tasks.add(task)
+            try:
+                return await listener(*args, **kwargs)
+            finally:
+                self._tasks.discard(task)  # type: ignore[arg-type]
+
+        return tracked
+
+    async def idle(self) -> None:
+        current = asyncio.current_task()
+        while others := [t for t in self._tasks if t is not current and not t.done()]:
+            await asyncio.wait(others)
+
+
+class _TrackingApp:
+    """Registers listeners on the Bolt app with each one tracked."""
+
+    def __init__(self, app: AsyncApp, inflight: Inflight) -> None:
+        self.app, self.inflight = app, inflight
+
+    def _wrap(self, register: Callable[..., Any]) -> Callable[..., Any]:
+        def decorator(listener: Callable[..., Awaitable[Any]]) -> Any:
+            return register(self.inflight.track(listener))
+
+        return decorator
+
+    def action(self, *args: Any, **kwargs: Any) -> Callable[..., Any]:
+        return self._wrap(self.app.action(*args, **kwargs))
+
+    def view(self, *args: Any, **kwargs: Any) -> Callable[..., Any]:
+        return self._wrap(self.app.view(*args, **kwargs))
+
+    def event(self, *args: Any, **kwargs: Any) -> Callable[..., Any]:
+        return self._wrap(self.app.event(*args, **kwargs))
+
+
+def build_bolt_app(container: Any, *, client: AsyncWebClient | None = None,
+                   directory: ApproverDirectory | None = None, inflight: Inflight | None = None) -> AsyncApp:
+    settings: Settings = container.settings
+    client = client or web_client(settings, interactive=True)
+    secret = settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else ""
+    app = AsyncApp(token=client.token, signing_secret=secret, client=client, name="cheqpoint")
+    deps = Deps(container, directory or ApproverDirectory(client, settings.approvers, container.clock))
+    registrar = _TrackingApp(app, inflight or Inflight())
+    actions.register(registrar, deps)
+    views.register(registrar, deps)
+    home.register(registrar, deps)
+
+    @app.error
+    async def on_error(error: Exception, body: dict[str, Any]) -> None:
+        # One place for listener failures. A decision that was recorded stays recorded; the
+        # reviewer may see Slack's generic warning, and the message is corrected by the outbox.
+        kind = body.get("type") if isinstance(body, dict) else None
+        user = (body.get("user") or {}).get("id") if isinstance(body, dict) else None
+        log.error("Slack listener failed (%s from %s): %r", kind, user, error, exc_info=error)
+
+    return app

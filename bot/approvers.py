@@ -1,0 +1,63 @@
+"""Who may decide a request: Slack users named directly, and members of Slack user groups.
+
+A request's own `approvers` (set by the policy rule that sent it to review, which falls back to
+`CHEQPOINT_APPROVERS`) is authoritative, so a rule that names a smaller group for large payouts is
+not widened by the global list. Group members come from `usergroups.users.list`, cached briefly:
+a click should not cost a Slack round trip each time, and someone removed from the group should
+lose the right within a minute.
+"""
+
+import logging
+from collections.abc import Callable, Sequence
+from datetime import datetime, timedelta
+
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+
+log = logging.getLogger(__name__)
+
+CACHE_FOR = timedelta(seconds=60)
+
+
+def is_group(slack_id: str) -> bool:
+    return slack_id.startswith("S")
+
+
+class ApproverDirectory:
+    def __init__(self, client: AsyncWebClient, defaults: Sequence[str], clock: Callable[[], datetime], *,
+                 cache_for: timedelta = CACHE_FOR) -> None:
+        self.client = client
+        self.defaults = list(defaults)
+        self.clock = clock
+        self.cache_for = cache_for
+        self._members: dict[str, tuple[datetime, frozenset[str]]] = {}
+
+    def approvers_for(self, approvers: Sequence[str] | None) -> list[str]:
+        """The ids (users and groups) that may decide a request with this `approvers` list."""
+        return list(approvers) if approvers else list(self.defaults)
+
+    async def may_decide(self, user_id: str, approvers: Sequence[str] | None) -> bool:
+        allowed = self.approvers_for(approvers)
+        if user_id in allowed:
+            return True
+        for group in filter(is_group, allowed):
+            if user_id in await self.members(group):
+                return True
+        return False
+
+    async def members(self, group: str) -> frozenset[str]:
+        now = self.clock()
+        cached = self._members.get(group)
+        if cached is not None and now - cached[0] < self.cache_for:
+            return cached[1]
+        try:
+            response = await self.client.usergroups_users_list(usergroup=group)
+        except SlackApiError as exc:
+            # Not cached: the next click asks again. Failing closed refuses; it never lets anyone in.
+            log.warning("could not list the members of Slack user group %s (%s); its members cannot decide "
+                        "until it can be read (is the usergroups:read scope granted?)", group,
+                        exc.response.get("error"))
+            return frozenset()
+        users = frozenset(response.get("users") or [])
+        self._members[group] = (now, users)
+        return users

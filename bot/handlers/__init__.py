@@ -1,0 +1,1 @@
+"""Bolt listeners: thin, ack first, calling the container's services."""

@@ -1,0 +1,110 @@
+"""Button clicks on a review message or in App Home. Each listener acks first, then decides.
+
+Clicks carry a ButtonRef (approval id + the version the message showed). A version older than
+the approval's is fine while it is pending (a vote changes the version); once it is not pending,
+the decision service reports the request as already final and the message is refreshed.
+"""
+
+import logging
+from typing import Any
+
+from slack_sdk.web.async_client import AsyncWebClient
+
+from api.approvals.decisions import DecisionResult
+from api.approvals.models import Approval
+from api.approvals.schemas import approval_out
+from api.execution.gateway import StripeGatewayError
+from bot import render
+from bot.blocks import edit_modal, reject_modal
+from bot.handlers import home
+from bot.handlers.common import (
+    Deps,
+    actor_of,
+    already_text,
+    authorised,
+    button_ref,
+    from_home,
+    refresh,
+    tell,
+    votes_text,
+)
+from bot.ids import ActionId
+
+log = logging.getLogger(__name__)
+
+
+async def _pending_for(deps: Deps, client: AsyncWebClient, body: dict[str, Any],
+                       verdict: str) -> render.Snapshot | None:
+    """The clicked request when this person may act on it now; otherwise they have been told why."""
+    snapshot = await render.load(deps.db, button_ref(body).approval_id)
+    if snapshot is None:
+        await tell(client, body, "This request no longer exists in Cheqpoint.")
+        return None
+    if not await authorised(deps, client, body, snapshot, verdict):
+        return None
+    if not snapshot.pending:
+        await tell(client, body, already_text(snapshot.data))
+        await refresh(deps, snapshot.id)
+        return None
+    return snapshot
+
+
+async def answer(deps: Deps, client: AsyncWebClient, body: dict[str, Any], result: DecisionResult) -> None:
+    """Tell the reviewer what became of their decision when the message itself will not."""
+    data = approval_out(result.approval)
+    if result.outcome == "vote":
+        await tell(client, body, f"✅ Your approval is recorded: {votes_text(data)}.")
+    elif result.outcome == "duplicate_vote":
+        await tell(client, body, f"You have already approved this request ({votes_text(data)}).")
+    elif result.outcome == "already_final":
+        await tell(client, body, already_text(data))
+        await refresh(deps, result.approval.id)
+    if from_home(body):
+        await home.publish(deps, client, actor_of(body).id)
+
+
+async def edit_currency(deps: Deps, row: Approval) -> str:
+    """The currency amounts are typed in. A refund may not name one: its charge's is asked of Stripe."""
+    details = row.effective_details
+    currency = details.get("currency")
+    if isinstance(currency, str) and currency:
+        return currency.lower()
+    gateway = deps.container.gateway
+    if row.action == "issue_refund" and gateway.configured:
+        try:
+            _, currency = await gateway.refundable_amount(details.get("charge_id"), details.get("payment_intent_id"))
+            return str(currency).lower()
+        except StripeGatewayError as exc:
+            log.warning("could not read the currency of %s's charge from Stripe: %s", row.id, exc.message)
+    return "usd"
+
+
+def register(app: Any, deps: Deps) -> None:
+    @app.action(ActionId.APPROVE)
+    async def approve(ack: Any, body: dict[str, Any], client: AsyncWebClient) -> None:
+        await ack()
+        snapshot = await _pending_for(deps, client, body, "approve")
+        if snapshot is not None:
+            result = await deps.container.decisions.decide(snapshot.id, actor_of(body), "approve")
+            await answer(deps, client, body, result)
+
+    @app.action(ActionId.REJECT)
+    async def reject(ack: Any, body: dict[str, Any], client: AsyncWebClient) -> None:
+        await ack()
+        snapshot = await _pending_for(deps, client, body, "reject")
+        if snapshot is not None:
+            await client.views_open(trigger_id=body["trigger_id"], view=reject_modal(snapshot.data, snapshot.version))
+
+    @app.action(ActionId.EDIT)
+    async def edit(ack: Any, body: dict[str, Any], client: AsyncWebClient) -> None:
+        await ack()
+        snapshot = await _pending_for(deps, client, body, "approve")
+        if snapshot is None:
+            return
+        fields = render.editable_fields(snapshot.row)
+        if not fields:
+            await tell(client, body, "Nothing in this request can be changed; approve or reject it as it is.")
+            return
+        currency = await edit_currency(deps, snapshot.row)
+        view = edit_modal(snapshot.data, snapshot.version, fields, currency=currency)
+        await client.views_open(trigger_id=body["trigger_id"], view=view)

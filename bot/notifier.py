@@ -1,0 +1,157 @@
+"""The outbox jobs that talk to Slack: post the review message, keep it current, remind, alert.
+
+Every job reads the approval when it runs and renders its state then, so a job that was retried
+for an hour still shows the truth, and two updates in a row cannot leave an older picture behind
+(an update that raced a change enqueues itself again).
+"""
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from slack_sdk.web.async_client import AsyncWebClient
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from api.approvals.models import Approval
+from api.config import Settings
+from api.outbox.models import Job
+from api.outbox.registry import JobContext, JobRegistry, Retry
+from api.outbox.service import enqueue
+from bot import render
+from bot.approvers import ApproverDirectory
+from bot.blocks import alert_text, delivery_failed_text, reminder_text
+from bot.failures import classify
+
+log = logging.getLogger(__name__)
+
+POST = "slack.post_request"
+UPDATE = "slack.update_message"
+ALERT = "slack.alert"
+REMIND = "slack.remind"
+
+SLACK_FAILED = "slack_failed"  # an alert kind beside bot.blocks.AlertKind's
+# How long an update or reminder waits for the review message it belongs to.
+WAIT_FOR_POST = 5.0
+
+
+def post_key(approval_id: str) -> str:
+    return f"slack.post:{approval_id}"
+
+
+class Notifier:
+    def __init__(self, client: AsyncWebClient, settings: Settings, directory: ApproverDirectory) -> None:
+        self.client = client
+        self.settings = settings
+        self.directory = directory
+
+    def register(self, registry: JobRegistry) -> None:
+        registry.register(POST, self.post_request)
+        registry.register(UPDATE, self.update_message)
+        registry.register(ALERT, self.alert)
+        registry.register(REMIND, self.remind)
+
+    # -- jobs ---------------------------------------------------------------------------------------
+
+    async def post_request(self, ctx: JobContext, payload: dict[str, Any]) -> None:
+        snapshot = await render.load(ctx.db, payload["approval_id"])
+        if snapshot is None or snapshot.row.slack_ts:
+            return
+        channel = self.settings.review_channel or ""
+        text, blocks = render.message(snapshot, self.settings)
+        response = await self._call(ctx, "post the review message", channel, snapshot, lambda: self.client
+                                    .chat_postMessage(channel=channel, text=text, blocks=blocks,
+                                                      unfurl_links=False, unfurl_media=False))
+        ts = response["ts"]
+
+        async def store(session: AsyncSession) -> None:
+            # A Core UPDATE leaves the row's version alone: storing where the message is must not
+            # make a reviewer's click on it look stale, nor fail a decision being written meanwhile.
+            await session.execute(update(Approval).where(Approval.id == snapshot.id)
+                                  .values(slack_channel=response["channel"], slack_ts=ts)
+                                  .execution_options(synchronize_session=False))
+            version = await session.scalar(select(Approval.version).where(Approval.id == snapshot.id))
+            if version != snapshot.version:  # decided or voted on while we were posting
+                await enqueue(session, UPDATE, {"approval_id": snapshot.id})
+
+        await ctx.db.write(store)
+
+    async def update_message(self, ctx: JobContext, payload: dict[str, Any]) -> None:
+        snapshot = await self._posted(ctx, payload["approval_id"])
+        if snapshot is None:
+            return
+        channel, ts = snapshot.row.slack_channel or "", snapshot.row.slack_ts
+        text, blocks = render.message(snapshot, self.settings)
+        await self._call(ctx, "update the review message", channel, snapshot,
+                         lambda: self.client.chat_update(channel=channel, ts=ts, text=text, blocks=blocks))
+        latest = await render.load(ctx.db, snapshot.id)
+        if latest is not None and latest.version != snapshot.version:
+            raise Retry("the approval changed while its message was being updated", delay=0)
+
+    async def remind(self, ctx: JobContext, payload: dict[str, Any]) -> None:
+        snapshot = await self._posted(ctx, payload["approval_id"])
+        if snapshot is None or not snapshot.pending:
+            return
+        channel, ts = snapshot.row.slack_channel or "", snapshot.row.slack_ts
+        text = reminder_text(snapshot.data, self.directory.approvers_for(snapshot.row.approvers))
+        await self._call(ctx, "post the reminder", channel, snapshot,
+                         lambda: self.client.chat_postMessage(channel=channel, thread_ts=ts, text=text))
+
+    async def alert(self, ctx: JobContext, payload: dict[str, Any]) -> None:
+        channel = self.settings.alerts_channel
+        snapshot = await render.load(ctx.db, payload["approval_id"])
+        if not channel or snapshot is None:
+            return
+        kind = payload["kind"]
+        if kind == SLACK_FAILED:
+            text = delivery_failed_text(snapshot.data, payload["what"], payload["channel"], payload["error"])
+        else:
+            text = alert_text(kind, snapshot.data, await self._permalink(snapshot))
+        await self._call(ctx, "post the finance alert", channel, snapshot,
+                         lambda: self.client.chat_postMessage(channel=channel, text=text, unfurl_links=False),
+                         alert_on_park=False)  # an alert about a failed alert would fail the same way
+
+    # -- helpers ------------------------------------------------------------------------------------
+
+    async def _posted(self, ctx: JobContext, approval_id: str) -> render.Snapshot | None:
+        """The approval once its message exists; None when there is none and none is coming."""
+        snapshot = await render.load(ctx.db, approval_id)
+        if snapshot is None or snapshot.row.slack_ts:
+            return snapshot
+        async with ctx.db.read() as session:
+            waiting = await session.scalar(select(Job.id).where(
+                Job.key == post_key(approval_id), Job.status.in_(("queued", "running"))))
+        if waiting is not None:
+            raise Retry("the review message is not posted yet", delay=WAIT_FOR_POST)
+        return None  # decided by a rule, or its post was parked: there is no message to touch
+
+    async def _permalink(self, snapshot: render.Snapshot) -> str | None:
+        if not snapshot.row.slack_ts:
+            return None
+        try:
+            response = await self.client.chat_getPermalink(channel=snapshot.row.slack_channel,
+                                                           message_ts=snapshot.row.slack_ts)
+        except Exception as exc:  # the alert matters more than its link
+            log.warning("no permalink for %s: %r", snapshot.id, exc)
+            return None
+        return response.get("permalink")
+
+    async def _call(self, ctx: JobContext, what: str, channel: str, snapshot: render.Snapshot,
+                    call: Callable[[], Awaitable[Any]], *, alert_on_park: bool = True) -> Any:
+        try:
+            return await call()
+        except Exception as exc:
+            failure = classify(exc)
+            if failure is None:
+                raise
+            if failure.needs_person:
+                log.error("Slack refused to %s for %s in channel %s: %s. The job is parked; fix the Slack "
+                          "set-up (invite the bot, check the channel id and the token). The request can be "
+                          "decided meanwhile with `cheqpoint approvals approve|reject %s`.",
+                          what, snapshot.id, channel, failure.error, snapshot.id)
+                alerts = self.settings.alerts_channel
+                if alert_on_park and alerts and alerts != channel and not failure.token_problem:
+                    payload = {"kind": SLACK_FAILED, "approval_id": snapshot.id, "what": what,
+                               "channel": channel, "error": failure.error}
+                    await ctx.db.write(lambda session: enqueue(session, ALERT, payload))
+            raise failure.outcome(what) from exc

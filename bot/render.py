@@ -1,0 +1,92 @@
+"""An approval as the Block Kit builders want it: read from the database, rendered by state.
+
+The builders are pure and take CONTRACT §3 dicts; this module is the one place that turns stored
+rows into those dicts (plus the Connection's name and the row version the buttons point at).
+"""
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from api.actions import EditableField, get_action
+from api.approvals.models import Approval
+from api.approvals.schemas import approval_out
+from api.config import Settings
+from api.connections.models import Connection
+from api.db import Database
+from api.money import exponent
+from bot.blocks import decided_message, review_message
+
+# Approve asks "are you sure?" above this many major units of the request's currency ($1,000.00,
+# €1,000.00, ¥1,000): a slip of the thumb on a large amount costs more than one extra click.
+CONFIRM_OVER_MAJOR = 1000
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    row: Approval
+    data: dict[str, Any]  # approval_out(row) + `version` and `connectionName`, for the builders
+    connection_name: str
+
+    @property
+    def id(self) -> str:
+        return self.row.id
+
+    @property
+    def version(self) -> int:
+        return self.row.version
+
+    @property
+    def pending(self) -> bool:
+        return self.row.status == "pending"
+
+
+async def _snapshots(session: AsyncSession, rows: Sequence[Approval]) -> list[Snapshot]:
+    ids = {row.connection_id for row in rows}
+    names: dict[str, str] = {}
+    if ids:
+        found = await session.execute(select(Connection.id, Connection.name).where(Connection.id.in_(ids)))
+        names = {ident: name for ident, name in found.all()}
+    out = []
+    for row in rows:
+        name = names.get(row.connection_id, row.connection_id)
+        data = {**approval_out(row), "version": row.version, "connectionName": name}
+        out.append(Snapshot(row, data, name))
+    return out
+
+
+async def load(db: Database, approval_id: str) -> Snapshot | None:
+    async with db.read() as session:
+        row = await session.get(Approval, approval_id)
+        return (await _snapshots(session, [row]))[0] if row is not None else None
+
+
+async def load_where(db: Database, *criteria: Any, order_by: Any, limit: int) -> list[Snapshot]:
+    async with db.read() as session:
+        rows = (await session.scalars(select(Approval).where(*criteria).order_by(order_by).limit(limit))).all()
+        return await _snapshots(session, list(rows))
+
+
+def editable_fields(row: Approval) -> tuple[EditableField, ...]:
+    spec = get_action(row.action)
+    return spec.editable_for(row.effective_details) if spec is not None else ()
+
+
+def confirm_over_minor(data: dict[str, Any]) -> int | None:
+    currency = (data.get("details") or {}).get("currency")
+    if not isinstance(currency, str) or not currency:
+        return None
+    return CONFIRM_OVER_MAJOR * 10 ** exponent(currency)
+
+
+def message(snapshot: Snapshot, settings: Settings) -> tuple[str, list[dict]]:
+    """The review message as it should read now: with buttons while pending, without after."""
+    test_mode = settings.stripe_test_mode
+    if snapshot.pending:
+        return review_message(snapshot.data, connection_name=snapshot.connection_name, test_mode=test_mode,
+                              version=snapshot.version, confirm_over_minor=confirm_over_minor(snapshot.data),
+                              can_edit=bool(editable_fields(snapshot.row)))
+    return decided_message(snapshot.data, connection_name=snapshot.connection_name, test_mode=test_mode)

@@ -1,0 +1,92 @@
+"""`install_slack(container)`: the Slack adapter plugged into the composition root.
+
+It builds the Bolt app, serves it at `POST /slack/events` (HTTP mode) or over Socket Mode when
+`SLACK_APP_TOKEN` is set, subscribes to the approvals' effects and registers the Slack jobs.
+"""
+
+import logging
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+from slack_bolt.adapter.fastapi.async_handler import AsyncSlackRequestHandler
+from slack_bolt.adapter.socket_mode.aiohttp import AsyncSocketModeHandler
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from api.approvals.models import Approval
+from api.outbox.service import enqueue
+from bot.app import Inflight, build_bolt_app, web_client
+from bot.approvers import ApproverDirectory
+from bot.blocks import AlertKind
+from bot.notifier import ALERT, POST, REMIND, UPDATE, Notifier, post_key
+
+log = logging.getLogger(__name__)
+
+# Events after which the review message no longer shows the truth.
+_REFRESHING = frozenset({"vote", "approved", "rejected", "expired", "cancelled", "executed", "execution_failed"})
+
+
+def subscriber(alerts_channel: str | None) -> Any:
+    """Runs inside the approval's transaction, so it only enqueues."""
+
+    async def on_event(session: AsyncSession, approval: Approval, event: str) -> None:
+        if event == "created":
+            await enqueue(session, POST, {"approval_id": approval.id}, key=post_key(approval.id))
+            halfway = approval.created_at + (approval.expires_at - approval.created_at) / 2
+            await enqueue(session, REMIND, {"approval_id": approval.id}, run_at=halfway,
+                          key=f"slack.remind:{approval.id}")
+        elif event in _REFRESHING and _reviewed(approval):
+            await enqueue(session, UPDATE, {"approval_id": approval.id})
+        kind = _alert_kind(approval, event)
+        if kind is not None and alerts_channel:
+            await enqueue(session, ALERT, {"kind": kind, "approval_id": approval.id},
+                          key=f"slack.alert:{kind}:{approval.id}")
+
+    return on_event
+
+
+def _reviewed(approval: Approval) -> bool:
+    """A request that went to people has (or will have) a message; a rule's decision has none."""
+    return approval.slack_ts is not None or (approval.decided_by or {}).get("type") != "rule"
+
+
+def _alert_kind(approval: Approval, event: str) -> str | None:
+    if event == "execution_failed":
+        return AlertKind.EXECUTION_FAILED
+    if event == "expired":
+        return AlertKind.EXPIRED
+    if event == "approved" and (approval.decided_by or {}).get("type") == "rule":
+        return AlertKind.AUTO_APPROVED  # `auto_decided` then `approved`: a rule moved money alone
+    return None
+
+
+def install_slack(container: Any) -> None:
+    settings = container.settings
+    client = web_client(settings, interactive=True)
+    directory = ApproverDirectory(client, settings.approvers, container.clock)
+    inflight = Inflight()
+    app = build_bolt_app(container, client=client, directory=directory, inflight=inflight)
+    notifier = Notifier(web_client(settings, interactive=False), settings, directory)
+    notifier.register(container.registry)
+    container.effects.subscribe(subscriber(settings.alerts_channel))
+    extras = container.extras
+    extras.update(slack_app=app, slack_notifier=notifier, slack_inflight=inflight, slack_approvers=directory)
+    extras.setdefault("on_close", []).append(inflight.idle)
+
+    if settings.slack_app_token is not None:
+        socket = AsyncSocketModeHandler(app, settings.slack_app_token.get_secret_value())
+        extras.setdefault("on_start", []).append(socket.connect_async)
+        extras["on_close"].append(socket.close_async)
+        log.info("Slack: Socket Mode (SLACK_APP_TOKEN is set); /slack/events is not served")
+        return
+    extras.setdefault("routers", []).append(events_router(AsyncSlackRequestHandler(app)))
+
+
+def events_router(handler: AsyncSlackRequestHandler) -> APIRouter:
+    router = APIRouter()
+
+    @router.post("/slack/events", include_in_schema=False)
+    async def slack_events(request: Request) -> Response:
+        # Bolt verifies the signature and timestamp (401 otherwise) and answers url_verification.
+        return await handler.handle(request)
+
+    return router
