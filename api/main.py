@@ -22,6 +22,7 @@ from api.approvals.effects import Effects
 from api.approvals.routes import router as approvals_router
 from api.approvals.service import ApprovalService
 from api.approvals.waiters import Waiters
+from api.compat.routes import router as compat_router
 from api.config import Settings
 from api.db import Database, utcnow
 from api.execution.gateway import StripeGateway
@@ -130,6 +131,7 @@ def create_app(settings: Settings | None = None, *, container: Container | None 
     app.state.container = container
     install_error_handlers(app)
     app.include_router(approvals_router)
+    app.include_router(compat_router)
     for router in container.extras.get("routers", []):
         app.include_router(router)
 

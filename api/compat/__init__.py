@@ -1,0 +1,1 @@
+"""The Cheqpoint-compatible API (CONTRACT §3b): a thin translation onto `api.approvals.service`."""

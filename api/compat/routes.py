@@ -1,0 +1,108 @@
+"""The Cheqpoint-compatible routes (CONTRACT §3b).
+
+Agents written against Cheqpoint's official SDKs reach the same approval service as native ones by
+changing their base URL. Errors here are `{"error": "<message>"}`, which those SDKs read, so the
+routes use their own route class instead of the app-wide problem+json handlers.
+"""
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from api.approvals.models import Approval
+from api.compat.schemas import MAX_WAIT_MS, CompatCreate, compat_view, inbound_view, upper_status
+from api.compat.translate import app_error_status, error_message, to_intake
+from api.connections.auth import connection_for_key
+from api.connections.models import Connection
+from api.errors import AppError, Unauthorized
+
+log = logging.getLogger(__name__)
+
+
+def compat_error(status: int, message: str) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status)
+
+
+class CompatRoute(APIRoute):
+    """Turns every error raised on these paths, request validation included, into `{"error": …}`."""
+
+    def get_route_handler(self) -> Callable[[Request], Awaitable[Response]]:
+        handler = super().get_route_handler()
+
+        async def handle(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except RequestValidationError as exc:
+                errors = exc.errors()
+                if any(e["type"] == "json_invalid" for e in errors):
+                    return compat_error(400, "the request body is not valid JSON")
+                return compat_error(400, error_message("the request does not fit the API", list(errors)))
+            except AppError as exc:
+                return compat_error(app_error_status(exc), error_message(exc.detail, exc.errors))
+            except StarletteHTTPException as exc:
+                return compat_error(exc.status_code, str(exc.detail))
+            except Exception:
+                log.exception("unhandled error on the compatible API")
+                return compat_error(500, "something went wrong on our side; nothing was lost")
+
+        return handle
+
+
+router = APIRouter(prefix="/api", tags=["cheqpoint-compatible"], route_class=CompatRoute)
+ApiKey = Annotated[str | None, Header(alias="x-api-key")]
+IdempotencyKey = Annotated[str | None, Header(alias="idempotency-key", max_length=255)]
+
+
+async def _connection(request: Request, header_key: str | None, body_key: str | None = None) -> Connection:
+    """`x-api-key` authenticates; an `apiKey` in the body is accepted too, but must not contradict it."""
+    header_key = header_key.strip() if header_key else None
+    if header_key and body_key and body_key.strip() != header_key:
+        raise Unauthorized("the apiKey in the body does not match the x-api-key header")
+    key = header_key or (body_key.strip() if body_key else None)
+    if not key:
+        raise Unauthorized("send the Connection Key in the x-api-key header")
+    return await connection_for_key(request, key)
+
+
+async def _create(request: Request, body: CompatCreate, api_key: str | None, idem: str | None) -> Approval:
+    connection = await _connection(request, api_key, body.api_key)
+    container = request.app.state.container
+    created = await container.approvals.create(connection, to_intake(body, idem))
+    return created.approval
+
+
+@router.post("/webhooks/inbound")
+async def inbound(body: CompatCreate, request: Request, x_api_key: ApiKey = None,
+                  idempotency_key: IdempotencyKey = None) -> JSONResponse:
+    """Create a request; with `maxWaitMs`, hold up to that long (at most 10,000 ms) for the decision."""
+    approval = await _create(request, body, x_api_key, idempotency_key)
+    if body.max_wait_ms:
+        # Longer waits are held at the cap, not refused; `app.state.compat_max_wait_ms` lowers it (tests).
+        cap = getattr(request.app.state, "compat_max_wait_ms", MAX_WAIT_MS)
+        approval = await request.app.state.container.approvals.hold(
+            approval.connection_id, approval.id, min(body.max_wait_ms, cap))
+    return JSONResponse(inbound_view(approval))
+
+
+@router.post("/approvals/request")
+async def create_request(body: CompatCreate, request: Request, x_api_key: ApiKey = None,
+                         idempotency_key: IdempotencyKey = None) -> JSONResponse:
+    """Create a request and answer at once with its id and status (decided already when a rule did)."""
+    approval = await _create(request, body, x_api_key, idempotency_key)
+    return JSONResponse({"id": approval.id, "status": upper_status(approval)})
+
+
+@router.get("/approvals/{approval_id}")
+async def get_request(approval_id: str, request: Request, x_api_key: ApiKey = None) -> JSONResponse:
+    connection = await _connection(request, x_api_key)
+    approval = await request.app.state.container.approvals.get(connection.id, approval_id)
+    return JSONResponse(compat_view(approval))
+
+
+__all__ = ["router"]
