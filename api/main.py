@@ -24,6 +24,7 @@ from api.approvals.service import ApprovalService
 from api.approvals.waiters import Waiters
 from api.compat.routes import router as compat_router
 from api.config import Settings
+from api.connections.auth import KeyCache
 from api.db import Database, utcnow
 from api.execution.gateway import StripeGateway
 from api.http import BodyLimit, install_error_handlers
@@ -52,6 +53,7 @@ class Container:
     registry: JobRegistry
     worker: Worker
     clock: Callable[[], datetime]
+    key_cache: KeyCache = field(default_factory=KeyCache)
     # Adapters' own parts: "routers" (mounted on the app), "on_start" / "on_close" (async callables run
     # by `running()`), and whatever else they keep here (the Slack notifier, …).
     extras: dict[str, Any] = field(default_factory=dict)

@@ -118,6 +118,7 @@ async def test_keys_and_isolation(client, auth, container):
     assert (await client.get("/v1/approvals", headers=theirs)).json()["data"] == []
 
     await container.db.write(lambda s: service.revoke(s, other.connection.id))
+    container.key_cache.clear()  # as after CACHE_SECONDS
     revoked = await client.get("/v1/approvals", headers=theirs)
     assert revoked.status_code == 401 and "revoked" in revoked.json()["detail"]
 

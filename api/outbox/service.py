@@ -26,9 +26,11 @@ async def enqueue(
     now = session.info.get("clock", utcnow)()
     values = {"kind": kind, "payload": payload, "key": key, "status": "queued", "attempts": 0,
               "max_attempts": max_attempts, "run_at": run_at or now, "created_at": now}
-    insert = pg_insert if session.bind.dialect.name == "postgresql" else sqlite_insert
-    statement = insert(Job).values(**values)
-    if key is not None:
-        statement = statement.on_conflict_do_nothing(index_elements=["key"])
-    await session.execute(statement)
-    session.info[JOBS_ENQUEUED] = True  # wakes this process's worker after the commit
+    if key is None:
+        # A plain add: flushed with the rest of the transaction, in one INSERT with its neighbours.
+        session.add(Job(**values))
+    else:
+        insert = pg_insert if session.bind.dialect.name == "postgresql" else sqlite_insert
+        await session.execute(insert(Job).values(**values).on_conflict_do_nothing(index_elements=["key"]))
+    if values["run_at"] <= now:
+        session.info[JOBS_ENQUEUED] = True  # due now: wake this process's worker after the commit

@@ -1,0 +1,71 @@
+"""The two servers the intake benchmark compares, each run as its own process by `intake.py`.
+
+`cheqpoint`: the real app, with one bench-only route that records a decision in-process, as a Slack
+click arriving at /slack/events would. `baseline`: a bare FastAPI endpoint that parses the same body
+and does one naive SQLAlchemy async insert per request.
+"""
+
+import sys
+from typing import Any
+
+import uvicorn
+
+
+def cheqpoint_app(database_url: str) -> Any:
+    from api.approvals.actors import Actor
+    from api.config import Settings
+    from api.main import create_app
+
+    app = create_app(Settings(_env_file=None, database_url=database_url))
+    container = app.state.container
+
+    @app.post("/bench/decide/{approval_id}")
+    async def decide(approval_id: str) -> dict[str, str]:
+        result = await container.decisions.decide(approval_id, Actor("operator", "bench", "bench"), "reject",
+                                                  note="benchmark")
+        return {"outcome": result.outcome}
+
+    return app
+
+
+def baseline_app(database_url: str) -> Any:
+    from fastapi import FastAPI
+    from sqlalchemy import JSON, Integer, String
+    from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
+    from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+    from api.approvals.schemas import ApprovalCreate
+
+    class Base(DeclarativeBase):
+        pass
+
+    class Row(Base):
+        __tablename__ = "bare_approvals"
+        id: Mapped[int] = mapped_column(Integer, primary_key=True)
+        action: Mapped[str] = mapped_column(String(100))
+        body: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+    engine = create_async_engine(database_url)
+    sessions = async_sessionmaker(engine, expire_on_commit=False)
+    app = FastAPI()
+
+    @app.on_event("startup")
+    async def create_table() -> None:
+        async with engine.begin() as connection:
+            await connection.run_sync(Base.metadata.create_all)
+
+    @app.post("/v1/approvals", status_code=202)
+    async def intake(body: ApprovalCreate) -> dict[str, Any]:
+        async with sessions() as session:
+            row = Row(action=body.action, body=body.model_dump(mode="json"))
+            session.add(row)
+            await session.commit()
+        return {"id": row.id, "status": "pending"}
+
+    return app
+
+
+if __name__ == "__main__":
+    kind, database_url, port = sys.argv[1], sys.argv[2], int(sys.argv[3])
+    app = cheqpoint_app(database_url) if kind == "cheqpoint" else baseline_app(database_url)
+    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", backlog=4096, limit_concurrency=None)
