@@ -35,7 +35,9 @@ def web_client(settings: Settings, *, interactive: bool) -> AsyncWebClient:
 
 class Inflight:
     """Listener work still running after its ack: awaited at shutdown so a decision being recorded
-    is not cut off, and by tests, which must see a click's effects before asserting on them."""
+    is not cut off, and by tests, which must see a click's effects before asserting on them.
+    (Event listeners start only after their automatic ack, so a caller that needs one finished
+    waits for its effect instead.)"""
 
     def __init__(self) -> None:
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -86,7 +88,7 @@ def build_bolt_app(container: Any, *, client: AsyncWebClient | None = None,
     settings: Settings = container.settings
     client = client or web_client(settings, interactive=True)
     secret = settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else ""
-    app = AsyncApp(token=client.token, signing_secret=secret, client=client, name="cheqpoint")
+    app = AsyncApp(signing_secret=secret, client=client, name="cheqpoint")  # the token is the client's
     deps = Deps(container, directory or ApproverDirectory(client, settings.approvers, container.clock))
     registrar = _TrackingApp(app, inflight or Inflight())
     actions.register(registrar, deps)

@@ -3,6 +3,7 @@ Slack's `block_actions`, `view_submission` and `event_callback` payloads, agains
 Web API calls go to a FakeSlack on a real port.
 """
 
+import asyncio
 import contextlib
 import hashlib
 import hmac
@@ -146,6 +147,15 @@ class SlackHarness:
 
     def ephemerals_to(self, user: str) -> list[str]:
         return [e["text"] for e in self.fake.ephemerals if e["user"] == user]
+
+
+async def eventually(check: Callable[[], Any]) -> Any:
+    """For event listeners, which Bolt starts after answering: wait (5 s at most) for `check()`."""
+    for _ in range(500):
+        if result := check():
+            return result
+        await asyncio.sleep(0.01)
+    raise AssertionError("timed out waiting for an event listener's effect")
 
 
 def button_value(blocks: list[dict[str, Any]], approval_id: str, action_id: str) -> str:
