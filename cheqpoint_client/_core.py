@@ -1,0 +1,87 @@
+"""What the sync and async clients share: configuration, request bodies, answers, the hold plan."""
+
+import os
+import time
+from datetime import datetime
+from typing import Any
+
+import httpx
+
+from cheqpoint_client.errors import CheqpointClientError, TransportError, error_from_response
+from cheqpoint_client.models import Approval, ApprovalPage
+
+DEFAULT_URL = "http://127.0.0.1:8000"
+# The service holds one request at most this long; longer waits are several holds in a row.
+SERVER_HOLD_MS = 60_000
+USER_AGENT = "cheqpoint-client-python/0.1.0"
+
+
+def resolve(api_key: str | None, base_url: str | None) -> tuple[str, str]:
+    """Arguments first, then CHEQPOINT_CONNECTION_KEY and CHEQPOINT_URL, as the service's CLI reads them."""
+    key = api_key or os.environ.get("CHEQPOINT_CONNECTION_KEY")
+    if not key:
+        raise CheqpointClientError("no Connection Key: pass api_key= or set CHEQPOINT_CONNECTION_KEY")
+    url = base_url or os.environ.get("CHEQPOINT_URL") or DEFAULT_URL
+    return key, url.rstrip("/")
+
+
+def headers(api_key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {api_key}", "User-Agent": USER_AGENT, "Accept": "application/json"}
+
+
+def create_body(action: str, summary: str, details: dict[str, Any], *, justification: str | None = None,
+                callback_url: str | None = None, timeout_ms: int | None = None, execute: bool | None = None,
+                risk_level: str | None = None, priority: str | None = None, agent_name: str | None = None,
+                metadata: dict[str, str] | None = None, expires_at: datetime | None = None) -> dict[str, Any]:
+    """The `POST /v1/approvals` body; unset options are left out so the service's defaults apply."""
+    body: dict[str, Any] = {
+        "action": action, "summary": summary, "details": details, "justification": justification,
+        "callbackUrl": callback_url, "timeoutMs": timeout_ms, "execute": execute, "riskLevel": risk_level,
+        "priority": priority, "agentName": agent_name, "metadata": metadata,
+        "expiresAt": expires_at.isoformat() if expires_at else None,
+    }
+    return {k: v for k, v in body.items() if v is not None}
+
+
+def idempotency(key: str | None) -> dict[str, str]:
+    return {"Idempotency-Key": key} if key else {}
+
+
+def list_params(status: str | None, limit: int | None, cursor: str | None) -> dict[str, Any]:
+    return {k: v for k, v in (("status", status), ("limit", limit), ("cursor", cursor)) if v is not None}
+
+
+def answer(response: httpx.Response) -> dict[str, Any]:
+    if response.is_success:
+        return response.json()
+    raise error_from_response(response.status_code, response.content)
+
+
+def approval(response: httpx.Response) -> Approval:
+    return Approval.from_dict(answer(response))
+
+
+def page(response: httpx.Response) -> ApprovalPage:
+    data = answer(response)
+    return ApprovalPage([Approval.from_dict(a) for a in data["data"]], data.get("nextCursor"))
+
+
+def transport_error(exc: httpx.HTTPError) -> CheqpointClientError:
+    return TransportError(f"could not reach Cheqpoint: {exc}")
+
+
+class Deadline:
+    """How long the next hold may be, given the caller's overall time and the per-call cap."""
+
+    def __init__(self, timeout_ms: int, hold_ms: int) -> None:
+        self.end = time.monotonic() + timeout_ms / 1000
+        self.hold_ms = hold_ms
+
+    def next_hold_ms(self) -> int:
+        """0 when the time is up; otherwise at least 1 ms, at most one hold."""
+        remaining = int((self.end - time.monotonic()) * 1000)
+        return 0 if remaining <= 0 else min(remaining, self.hold_ms)
+
+    def read_timeout(self, hold_ms: int, margin: float) -> httpx.Timeout:
+        """The HTTP read must outlast the hold it asks for."""
+        return httpx.Timeout(margin + hold_ms / 1000)
