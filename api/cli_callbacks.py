@@ -1,0 +1,66 @@
+"""Operators' commands for callback deliveries: what was sent, what failed, and sending again."""
+
+from typing import Annotated, Any
+
+import typer
+
+from api.callbacks import service
+from api.cli import app, container, run
+
+callbacks_app = typer.Typer(help="Callback deliveries to agents and their attempts.", no_args_is_help=True)
+app.add_typer(callbacks_app, name="callbacks")
+
+_ERROR_WIDTH = 80
+
+
+def _when(value: Any) -> str:
+    return f"{value:%Y-%m-%d %H:%M:%S}" if value else "-"
+
+
+@callbacks_app.command("list")
+def callbacks_list(
+    failed: Annotated[bool, typer.Option("--failed", help="Only deliveries that gave up.")] = False,
+    approval: Annotated[str | None, typer.Option(help="Only this approval's deliveries.")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=500)] = 50,
+) -> None:
+    """Deliveries, newest first: webhook-id, approval, event, status, attempts and the last error."""
+    async def listing() -> list[Any]:
+        async with container() as c:
+            return await service.list_deliveries(c.db, failed_only=failed, approval_id=approval, limit=limit)
+
+    rows = run(listing())
+    if not rows:
+        typer.echo("no failed callback deliveries" if failed else "no callback deliveries")
+        return
+    for d in rows:
+        error = (d.last_error or "-")[:_ERROR_WIDTH]
+        typer.echo(f"{d.id}  {d.approval_id}  {d.event_type:<26}  {d.status:<9}  {d.attempts:>2} attempts  {error}")
+
+
+@callbacks_app.command("show")
+def callbacks_show(delivery_id: str) -> None:
+    """One delivery and every attempt made."""
+    delivery, attempts = run(_show(delivery_id))
+    typer.echo(f"{delivery.id}  {delivery.event_type}  {delivery.status}")
+    typer.echo(f"  approval:  {delivery.approval_id}")
+    typer.echo(f"  url:       {delivery.url}")
+    typer.echo(f"  created:   {_when(delivery.created_at)}   delivered: {_when(delivery.delivered_at)}")
+    for a in attempts:
+        status = str(a.status_code) if a.status_code is not None else "---"  # no HTTP answer at all
+        typer.echo(f"  #{a.attempt:<2} {_when(a.at)}  {status}  {a.duration_ms:>6} ms  {a.error or 'ok'}")
+
+
+async def _show(delivery_id: str) -> Any:
+    async with container() as c:
+        return await service.get_delivery(c.db, delivery_id)
+
+
+@callbacks_app.command("redeliver")
+def callbacks_redeliver(delivery_id: str) -> None:
+    """Send a failed (or delivered) callback again, under the same webhook-id."""
+    async def again() -> Any:
+        async with container() as c:
+            return await service.redeliver(c.db, delivery_id)
+
+    delivery = run(again())
+    typer.echo(f"{delivery.id}: queued for redelivery to {delivery.url}")
