@@ -14,8 +14,9 @@ from slack_sdk.errors import SlackApiError, SlackClientError
 
 from api.outbox.registry import Park, Retry
 
-# A person must fix the configuration; the request itself stays decidable from the CLI.
-CHANNEL_ERRORS = frozenset({"channel_not_found", "not_in_channel", "is_archived", "restricted_action"})
+# Any other error Slack names (channel_not_found, not_in_channel, is_archived, invalid_blocks, …)
+# will be the same on the next attempt: a person must fix it, and the request stays decidable from
+# the CLI. Token errors are told apart because no Slack call at all can succeed until they are fixed.
 TOKEN_ERRORS = frozenset({"invalid_auth", "not_authed", "account_inactive", "token_revoked", "token_expired",
                           "missing_scope", "no_permission", "team_access_not_granted"})
 # Slack's own answers for "try again", with a 200 status.

@@ -8,6 +8,7 @@ import pytest
 
 from api.approvals.actors import Actor
 from api.audit.models import AuditEvent
+from api.main import build_container
 from bot.ids import field_block_id
 from tests.conftest import REFUND
 from tests.fakes.stripe import FakeStripe
@@ -136,6 +137,18 @@ async def test_a_payout_edit_changes_only_what_was_changed(slack):
     final = await slack.approval(created["approvalId"])
     assert final["changes"] == {"method": {"from": "standard", "to": "instant"}}
     assert final["modifiedDetails"] == {**PAYOUT["details"], "method": "instant"}
+
+
+async def test_an_edit_modal_submitted_unchanged_is_a_plain_approval(slack):
+    created = await slack.request(PAYOUT)
+    await slack.settle()
+    await slack.click("edit", created["approvalId"])
+    await slack.submit(slack.last_view(), {AMOUNT: {"amount": text_input("500.00")},
+                                           field_block_id("method"): {"method": select_input("standard")},
+                                           "note": {"note": text_input("Looks right.")}})
+    final = await slack.approval(created["approvalId"])
+    assert (final["status"], final["decisionNote"]) == ("approved", "Looks right.")
+    assert (final["modifiedDetails"], final["changes"]) == (None, {})
 
 
 async def test_a_refund_edit_above_what_stripe_can_refund_is_answered_in_the_modal(make_settings, clock):
@@ -287,3 +300,19 @@ async def test_app_home_lists_what_waits_for_this_reviewer_and_decides_from_ther
     assert (await slack.approval(waiting["approvalId"]))["status"] == "approved"
     assert "Nothing is waiting for review" in json.dumps(slack.fake.home_views[APPROVER]["blocks"])
     assert not has_buttons(await slack.message(waiting["approvalId"]))
+
+
+async def test_with_an_app_token_socket_mode_replaces_the_http_endpoint(make_settings, clock):
+    settings = make_settings(slack_bot_token="xoxb-test", slack_app_token="xapp-1-test", slack_api_url="http://x/",
+                             review_channel=REVIEW, approvers=[APPROVER])
+    container = build_container(settings, clock=clock)
+    try:
+        assert container.extras.get("routers", []) == []
+        [connect] = container.extras["on_start"]
+        assert connect.__self__.app is container.extras["slack_app"]  # the Socket Mode handler's connect
+    finally:
+        for close in container.extras["on_close"]:
+            await close()
+        await container.http.aclose()
+        await container.gateway.aclose()
+        await container.db.close()
