@@ -90,6 +90,14 @@ class Policy:
     rules: tuple[CompiledRule, ...]
     source: str  # the file's path as given, or "<builtin>"
     warnings: tuple[str, ...] = ()
+    # Whether any condition reads `totals`. Computed once here so intake can skip the velocity
+    # queries (several aggregates over the approvals table) for the many policies that never use them.
+    reads_totals: bool = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        reads = any(compiled.condition is not None and "totals" in compiled.condition.variables()
+                    for compiled in self.rules)
+        object.__setattr__(self, "reads_totals", reads)  # frozen: set once, at construction
 
     def evaluate(self, request: PolicyInput) -> PolicyDecision:
         variables = request.variables()

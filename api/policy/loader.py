@@ -80,8 +80,8 @@ def format_path(path: Path) -> str:
 
 def _problem(name: str, located: LocatedData, path: Path, message: str, checked: CheckResult) -> str:
     line = located.line_of(path) + checked.line_offsets.get(path, 0)
-    if checked.line_offsets.get(path) is not None and path in located.block_scalars:
-        line += 1  # a `|` or `>` block's text starts on the line after the key
+    if path in located.block_scalars and path[-1] == "when":
+        line += 1  # a `|` or `>` condition starts on the line after `when:`: point into the expression
     where = format_path(path)
     return f"{name}:{line}: {where}: {message}" if where else f"{name}:{line}: {message}"
 

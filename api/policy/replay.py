@@ -4,7 +4,7 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from api.policy.engine import Policy, PolicyInput
+from api.policy.engine import Policy, PolicyDecision, PolicyInput
 
 NO_RULE = "(no rule: defaults)"
 
@@ -28,6 +28,23 @@ class ReplayReport:
     per_decision: Counter[str] = field(default_factory=Counter)
     changes: list[ReplayChange] = field(default_factory=list)  # the outcome differs from the stored one
     errors: list[tuple[str, str]] = field(default_factory=list)  # (approval id, condition failure)
+
+    @classmethod
+    def start(cls, policy: Policy) -> "ReplayReport":
+        """An empty report listing every rule of `policy`, so rules that decide nothing show 0."""
+        return cls(policy_version=policy.version,
+                   per_rule={compiled.rule.name: 0 for compiled in policy.rules} | {NO_RULE: 0})
+
+    def add(self, approval_id: str, action: str, decision: PolicyDecision, old_outcome: str,
+            old_rule: str | None) -> None:
+        """Count one request (callers reading many from a database add them as they go)."""
+        self.total += 1
+        self.per_rule[decision.rule or NO_RULE] += 1
+        self.per_decision[decision.decision] += 1
+        self.errors += [(approval_id, error) for error in decision.errors]
+        if decision.decision != old_outcome:
+            self.changes.append(ReplayChange(approval_id, action, old_outcome, old_rule,
+                                             decision.decision, decision.rule))
 
     def render(self) -> str:
         lines = [f"Replayed {self.total} request{'s' if self.total != 1 else ''} "
@@ -65,15 +82,7 @@ def _outcome(outcome: str, rule: str | None) -> str:
 def replay(policy: Policy, inputs: Iterable[tuple[str, PolicyInput, str, str | None]]) -> ReplayReport:
     """`inputs`: (approval id, the request as it was, the stored decision — one of pass, approve,
     reject, review — and the rule that made it). Counts what `policy` would decide instead."""
-    report = ReplayReport(policy_version=policy.version)
-    report.per_rule = {compiled.rule.name: 0 for compiled in policy.rules} | {NO_RULE: 0}
+    report = ReplayReport.start(policy)
     for approval_id, request, old_outcome, old_rule in inputs:
-        decision = policy.evaluate(request)
-        report.total += 1
-        report.per_rule[decision.rule or NO_RULE] += 1
-        report.per_decision[decision.decision] += 1
-        report.errors += [(approval_id, error) for error in decision.errors]
-        if decision.decision != old_outcome:
-            report.changes.append(ReplayChange(approval_id, request.action, old_outcome, old_rule,
-                                               decision.decision, decision.rule))
+        report.add(approval_id, request.action, policy.evaluate(request), old_outcome, old_rule)
     return report

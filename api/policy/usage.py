@@ -1,9 +1,16 @@
-"""Fill the velocity totals (`totals.*`, see `totals.py` for what counts) from stored approvals."""
+"""Fill the velocity totals (`totals.*`, see `totals.py` for what counts) from stored approvals.
+
+At intake the request being decided is not stored yet, so "the last 24 hours" is everything from
+`now - 24h` on, in its current state. Replaying a stored request (`replaying=` its id) must see the
+table as it was when that request came in: nothing created after it (nor itself), and each earlier
+request in the state it had then — one rejected, expired or cancelled *later* was still pending, and
+pending requests count.
+"""
 
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.approvals.models import Approval
@@ -25,9 +32,23 @@ async def _sum_and_count(session: AsyncSession, *conditions: Any) -> tuple[int, 
     return int(row[0]), int(row[1])
 
 
+def _counted_at_intake(now: datetime) -> tuple[Any, ...]:
+    return Approval.created_at >= now - WINDOW, Approval.status.in_(COUNTED)
+
+
+def _counted_when(replaying: str, now: datetime) -> tuple[Any, ...]:
+    # Strictly before the replayed request (so never itself); requests created in the same instant
+    # are ordered by id, which is time-ordered.
+    earlier = or_(Approval.created_at < now, and_(Approval.created_at == now, Approval.id < replaying))
+    pending_then = or_(Approval.status.in_(COUNTED), Approval.decided_at > now)
+    return Approval.created_at >= now - WINDOW, earlier, pending_then
+
+
 async def compute_totals(session: AsyncSession, connection: Connection, action: str, details: dict[str, Any],
-                         now: datetime) -> Totals:
-    recent = (Approval.created_at >= now - WINDOW, Approval.status.in_(COUNTED))
+                         now: datetime, *, replaying: str | None = None) -> Totals:
+    """`replaying`: the id of the stored request being decided again (`cheqpoint policy replay`),
+    with `now` its `created_at`. A whole refund executed later still adds its executed amount."""
+    recent = _counted_at_intake(now) if replaying is None else _counted_when(replaying, now)
     currency = details.get("currency")
     same_currency = (Approval.details["currency"].as_string() == currency,) if currency else ()
     mine = (Approval.connection_id == connection.id, *recent)

@@ -1,0 +1,78 @@
+"""Stored approvals read back as the requests they were, for `cheqpoint policy replay`.
+
+Each request is rebuilt as intake saw it: the details the agent sent (not a reviewer's edits), its
+request fields, its Connection, `now` = its `created_at`, and the velocity totals as they stood at
+that moment (see `usage.py`). What the policy decided then is read from how the approval was
+decided: a rule's decision is recorded in `decided_by`; anything else went to people.
+"""
+
+from collections.abc import AsyncIterator
+from datetime import datetime
+
+from sqlalchemy import and_, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import noload
+
+from api.approvals.models import Approval
+from api.connections.models import Connection
+from api.policy.engine import Policy, PolicyInput
+from api.policy.replay import ReplayReport
+from api.policy.totals import empty_totals
+from api.policy.usage import compute_totals
+
+BATCH = 500
+
+
+def stored_outcome(approval: Approval) -> str:
+    """pass, approve, reject or review: what the policy decided when the request came in."""
+    if (approval.decided_by or {}).get("type") != "rule":
+        return "review"  # pending, decided by people, expired or cancelled: it was sent to review
+    if approval.status == "rejected":
+        return "reject"
+    # Intake runs a `pass` lookup at once (so its execution has a result) and never executes it
+    # afterwards; an `approve` either queues an execution or, when the caller acts, runs nothing.
+    if not approval.execute and approval.execution_status != "not_requested":
+        return "pass"
+    return "approve"
+
+
+async def as_policy_input(session: AsyncSession, approval: Approval, connection: Connection,
+                          *, with_totals: bool) -> PolicyInput:
+    now = approval.created_at
+    totals = empty_totals()
+    if with_totals:
+        totals = await compute_totals(session, connection, approval.action, approval.details, now,
+                                      replaying=approval.id)
+    return PolicyInput(
+        action=approval.action, details=approval.details, now=now,
+        request={"riskLevel": approval.risk_level, "priority": approval.priority, "agentName": approval.agent_name,
+                 "metadata": approval.request_metadata or {}},
+        connection={"id": connection.id, "name": connection.name}, totals=totals)
+
+
+async def _created_since(session: AsyncSession, since: datetime) -> AsyncIterator[Approval]:
+    """Oldest first, a batch at a time (keyset on created_at, id) so a long history stays small in memory."""
+    query = (select(Approval).where(Approval.created_at >= since).options(noload(Approval.decisions))
+             .order_by(Approval.created_at, Approval.id).limit(BATCH))
+    after: tuple[datetime, str] | None = None
+    while True:
+        page = query if after is None else query.where(or_(
+            Approval.created_at > after[0], and_(Approval.created_at == after[0], Approval.id > after[1])))
+        rows = list((await session.scalars(page)).all())
+        for approval in rows:
+            yield approval
+        if len(rows) < BATCH:
+            return
+        after = (rows[-1].created_at, rows[-1].id)
+        session.expunge_all()
+
+
+async def replay_stored(session: AsyncSession, policy: Policy, since: datetime) -> ReplayReport:
+    """What `policy` would have decided on every request created since `since`."""
+    report = ReplayReport.start(policy)
+    async for approval in _created_since(session, since):
+        connection = await session.get(Connection, approval.connection_id)
+        assert connection is not None  # a foreign key
+        request = await as_policy_input(session, approval, connection, with_totals=policy.reads_totals)
+        report.add(approval.id, approval.action, policy.evaluate(request), stored_outcome(approval), approval.rule)
+    return report
