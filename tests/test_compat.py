@@ -308,3 +308,14 @@ def test_malformed_json_and_unknown_ids(live: Live) -> None:
     theirs = httpx.post(f"{live.url}/api/approvals/request", headers={"x-api-key": other_key},
                         json={"action": "send_email", "summary": "s", "details": {}}).json()["id"]
     assert httpx.get(f"{live.url}/api/approvals/{theirs}", headers=headers).status_code == 404
+
+
+def test_idempotency_key_is_honoured(live: Live) -> None:
+    headers = {"x-api-key": live.key, "Idempotency-Key": "email-7"}
+    body = {"action": "send_email", "summary": "s", "details": {"to": "x"}}
+    first = httpx.post(f"{live.url}/api/approvals/request", headers=headers, json=body).json()
+    again = httpx.post(f"{live.url}/api/approvals/request", headers=headers, json=body).json()
+    assert again["id"] == first["id"]
+    other = httpx.post(f"{live.url}/api/approvals/request", headers=headers, json={**body, "summary": "other"})
+    assert other.status_code == 409 and "Idempotency-Key" in other.json()["error"]
+    assert live.count() == 1
