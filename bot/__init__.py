@@ -1,4 +1,5 @@
-"""The Slack adapter: Block Kit builders, typed identifiers and (later) the Bolt app.
+"""The Slack adapter: the Bolt app and its listeners, the outbox jobs that post
+and update messages, and the pure Block Kit builders they share.
 
 It may import from `api`, never the reverse (except `api/main.py`, the composition root).
 """

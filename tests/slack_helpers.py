@@ -16,8 +16,10 @@ from typing import Any
 from urllib.parse import urlencode
 
 import httpx
+from sqlalchemy import select
 
 from api.approvals.models import Approval
+from api.audit.models import AuditEvent
 from api.connections import service as connections
 from api.main import Container, build_container, create_app, running
 from bot.ids import review_actions_block_id
@@ -28,6 +30,9 @@ SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
 REVIEW, ALERTS = FakeSlack.REVIEW_CHANNEL, FakeSlack.ALERTS_CHANNEL
 APPROVER, GROUP, GROUP_MEMBER, STRANGER = "UAPPROVER", "S0FINANCE", "UFINANCE1", "USTRANGER"
 TEAM = {"id": "T0TEAM", "domain": "fake"}
+
+PAYOUT = {"action": "create_payout", "summary": "Weekly payout to the operating account",
+          "details": {"amount_cents": 50000, "currency": "usd", "method": "standard"}, "execute": False}
 
 _counter = itertools.count(1)
 
@@ -108,6 +113,10 @@ class SlackHarness:
 
     async def approval(self, approval_id: str) -> dict[str, Any]:
         return (await self.http.get(f"/v1/approvals/{approval_id}", headers=self.auth)).json()
+
+    async def audit(self, event: str) -> list[AuditEvent]:
+        async with self.container.db.read() as session:
+            return list((await session.scalars(select(AuditEvent).where(AuditEvent.event == event))).all())
 
     async def settle(self) -> None:
         """Run due outbox jobs and wait for listeners still working after their ack."""

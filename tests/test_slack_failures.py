@@ -1,4 +1,5 @@
-"""Slack and time: expiry, reminders, alerts, and Slack failing in every way that loses nothing."""
+"""Slack over time and under failure: expiry, reminders, alerts, Slack failing in every way that
+loses nothing; and how the app is served (HTTP or Socket Mode)."""
 
 import json
 
@@ -6,12 +7,11 @@ import pytest
 from sqlalchemy import select
 
 from api.approvals.actors import Actor
+from api.main import build_container
 from api.outbox.models import Job, JobAttempt
 from tests.conftest import REFUND
-from tests.slack_helpers import ALERTS, APPROVER, GROUP, REVIEW, has_buttons, slack_harness
+from tests.slack_helpers import ALERTS, APPROVER, GROUP, PAYOUT, REVIEW, has_buttons, slack_harness
 
-PAYOUT = {"action": "create_payout", "summary": "Weekly payout to the operating account",
-          "details": {"amount_cents": 50000, "currency": "usd", "method": "standard"}, "execute": False}
 OPERATOR = Actor("operator", "ops", "Ops")
 
 
@@ -166,3 +166,19 @@ async def test_cancellation_by_the_agent_updates_the_message(slack):
     message = await slack.message(created["approvalId"])
     assert not has_buttons(message) and "Cancelled" in json.dumps(message["blocks"])
     assert texts(slack.fake, ALERTS) == []
+
+
+async def test_with_an_app_token_socket_mode_replaces_the_http_endpoint(make_settings, clock):
+    settings = make_settings(slack_bot_token="xoxb-test", slack_app_token="xapp-1-test", slack_api_url="http://x/",
+                             review_channel=REVIEW, approvers=[APPROVER])
+    container = build_container(settings, clock=clock)
+    try:
+        assert container.extras.get("routers", []) == []
+        [connect] = container.extras["on_start"]
+        assert connect.__self__.app is container.extras["slack_app"]  # the Socket Mode handler's connect
+    finally:
+        for close in container.extras["on_close"]:
+            await close()
+        await container.http.aclose()
+        await container.gateway.aclose()
+        await container.db.close()

@@ -7,8 +7,6 @@ import time
 import pytest
 
 from api.approvals.actors import Actor
-from api.audit.models import AuditEvent
-from api.main import build_container
 from bot.ids import field_block_id
 from tests.conftest import REFUND
 from tests.fakes.stripe import FakeStripe
@@ -16,6 +14,7 @@ from tests.slack_helpers import (
     APPROVER,
     GROUP,
     GROUP_MEMBER,
+    PAYOUT,
     REVIEW,
     STRANGER,
     block_actions,
@@ -29,8 +28,6 @@ from tests.slack_helpers import (
     text_input,
 )
 
-PAYOUT = {"action": "create_payout", "summary": "Weekly payout to the operating account",
-          "details": {"amount_cents": 50000, "currency": "usd", "method": "standard"}, "execute": False}
 AMOUNT = field_block_id("amount_cents")
 
 
@@ -61,10 +58,8 @@ async def test_request_edit_and_approve_end_to_end(make_settings, clock):
             await slack.click("approve", created["approvalId"], user=STRANGER)
             assert "Only approvers" in slack.ephemerals_to(STRANGER)[-1]
             assert (await slack.approval(created["approvalId"]))["status"] == "pending"
-            async with slack.container.db.read() as session:
-                refused = (await session.execute(
-                    AuditEvent.__table__.select().where(AuditEvent.event == "decision.refused"))).all()
-            assert [r.actor["id"] for r in refused] == [STRANGER]
+            refused = await slack.audit("decision.refused")
+            assert [entry.actor["id"] for entry in refused] == [STRANGER]
 
             # An approver edits the amount down and approves in the modal.
             await slack.click("edit", created["approvalId"])
@@ -301,18 +296,3 @@ async def test_app_home_lists_what_waits_for_this_reviewer_and_decides_from_ther
     assert "Nothing is waiting for review" in json.dumps(slack.fake.home_views[APPROVER]["blocks"])
     assert not has_buttons(await slack.message(waiting["approvalId"]))
 
-
-async def test_with_an_app_token_socket_mode_replaces_the_http_endpoint(make_settings, clock):
-    settings = make_settings(slack_bot_token="xoxb-test", slack_app_token="xapp-1-test", slack_api_url="http://x/",
-                             review_channel=REVIEW, approvers=[APPROVER])
-    container = build_container(settings, clock=clock)
-    try:
-        assert container.extras.get("routers", []) == []
-        [connect] = container.extras["on_start"]
-        assert connect.__self__.app is container.extras["slack_app"]  # the Socket Mode handler's connect
-    finally:
-        for close in container.extras["on_close"]:
-            await close()
-        await container.http.aclose()
-        await container.gateway.aclose()
-        await container.db.close()
