@@ -2,48 +2,121 @@
 
 Exactly once, whatever crashes: the Idempotency-Key is derived from the approval id and is the
 same on every attempt, so a worker that dies after Stripe answered but before we recorded it
-makes the next attempt receive Stripe's stored answer instead of a second refund.
+makes the next attempt receive Stripe's stored answer instead of a second refund. Recording is
+first-writer-wins (`Decisions.record_execution` ignores a second outcome), so a slow worker whose
+job was taken over cannot announce the execution twice.
+
+What ends an execution, and what does not:
+- Stripe's answer → `succeeded`, with the object's id and the whole object;
+- a final refusal (card, invalid request, permission, authentication, idempotency, no key set) or
+  details that no longer validate → `failed` at once, with type, code and message; never retried;
+- Stripe unreachable, 5xx, 409, 429 → retried with back-off under the same key; `failed` only
+  after the last attempt, saying the outcome may be unknown and which key to look up.
 """
 
 import logging
 from typing import Any
 
-from api.actions import get_action
+from api.actions import ActionSpec, ExecutionOutcome, get_action
+from api.errors import NotFound, ValidationFailed
 from api.execution.gateway import StripeFinal, StripeRetryable
-from api.outbox.registry import JobContext, Retry
+from api.outbox.registry import JobContext, Park, Retry
 
 log = logging.getLogger(__name__)
+
+# Execution states in which there is nothing left to do.
+FINISHED = ("succeeded", "failed", "not_requested")
 
 
 def idempotency_key(approval_id: str) -> str:
     return f"cheqpoint-execute-{approval_id}"
 
 
+def _invalid_details(exc: ValidationFailed) -> dict[str, Any]:
+    problems = "; ".join(
+        f"{'.'.join(str(part) for part in error['loc'][1:]) or 'details'}: {error['msg']}"
+        for error in exc.errors or [])
+    return {"type": "invalid_request_error", "code": "details_invalid",
+            "message": f"{exc.detail}" + (f" ({problems})" if problems else "") + "; nothing was sent to Stripe"}
+
+
+def _gave_up(message: str, key: str, attempts: int) -> str:
+    # The request may have reached Stripe on an attempt whose answer was lost: the operator must
+    # look before doing anything by hand, or the money could move twice.
+    return (f"{message} — gave up after {attempts} attempts. Stripe may or may not have carried it out: "
+            f"look for Idempotency-Key {key} in Stripe's request logs before acting by hand")
+
+
 async def execute_approval(ctx: JobContext, payload: dict[str, Any]) -> None:
     services = ctx.services
     approval_id = payload["approval_id"]
-    approval = await services.approvals.get(None, approval_id)
-    if approval.status != "approved" or approval.execution_status in ("succeeded", "failed", "not_requested"):
-        return  # already finished by an earlier attempt, or nothing to run
-    spec = get_action(approval.action)
-    if spec is None:
-        await services.decisions.record_execution(approval_id, status="failed", error={
-            "type": "invalid_request_error", "code": "unknown_action",
-            "message": f"{approval.action} is not in the action catalogue"})
-        return
-    if approval.execution_status == "queued":
-        await services.decisions.record_execution(approval_id, status="running")
     try:
-        outcome = await spec.execute(services.gateway, approval.effective_details,
-                                     idempotency_key=idempotency_key(approval_id))
-    except StripeFinal as exc:
-        log.warning("execution of %s failed: %r", approval_id, exc)
-        await services.decisions.record_execution(approval_id, status="failed", error=exc.as_error())
-        return
+        approval = await services.approvals.get(None, approval_id)
+    except NotFound:
+        raise Park(f"no approval {approval_id}") from None
+    if approval.status != "approved" or approval.execution_status in FINISHED:
+        return  # already finished by an earlier attempt, or nothing to run
+    try:
+        await _execute(ctx, approval)
+    except (Retry, Park):
+        raise
+    except Exception as exc:
+        # Our own failure (a bug, the database): retried like any job, but on the last attempt the
+        # approval must not be left `running` for ever.
+        if ctx.last_attempt:
+            await _fail(ctx, approval_id, {
+                "type": "api_error", "code": "execution_error",
+                "message": _gave_up(f"{type(exc).__name__}: {exc}", idempotency_key(approval_id), ctx.attempt)})
+        raise
+
+
+async def _fail(ctx: JobContext, approval_id: str, error: dict[str, Any]) -> None:
+    await ctx.services.decisions.record_execution(approval_id, status="failed", error=error)
+
+
+async def _earlier_outcome(ctx: JobContext, spec: ActionSpec, approval: Any) -> ExecutionOutcome | None:
+    """What an earlier attempt did, when Stripe refuses to do it again; None when unknown."""
+    try:
+        return await spec.earlier_outcome(ctx.services.gateway, approval.effective_details)
     except StripeRetryable as exc:
         if ctx.last_attempt:
-            await services.decisions.record_execution(approval_id, status="failed", error=exc.as_error())
+            return None
+        raise Retry(f"could not check what an earlier attempt did: {exc}") from exc
+    except StripeFinal:
+        return None
+
+
+async def _execute(ctx: JobContext, approval: Any) -> None:
+    services, approval_id = ctx.services, approval.id
+    spec = get_action(approval.action)
+    if spec is None:
+        await _fail(ctx, approval_id, {"type": "invalid_request_error", "code": "unknown_action",
+                                       "message": f"{approval.action} is not in the action catalogue"})
+        return
+    # `running` already: an earlier attempt began, and may have reached Stripe.
+    repeated = approval.execution_status == "running"
+    if not repeated:
+        await services.decisions.record_execution(approval_id, status="running")
+    key = idempotency_key(approval_id)
+    try:
+        outcome = await spec.execute(services.gateway, approval.effective_details, idempotency_key=key)
+    except ValidationFailed as exc:
+        log.warning("execution of %s refused before Stripe: %s", approval_id, exc.errors or exc.detail)
+        await _fail(ctx, approval_id, _invalid_details(exc))
+        return
+    except StripeFinal as exc:
+        recovered = await _earlier_outcome(ctx, spec, approval) if repeated else None
+        if recovered is None:
+            log.warning("execution of %s failed: %r", approval_id, exc)
+            await _fail(ctx, approval_id, exc.as_error())
             return
-        raise Retry(str(exc)) from exc
+        log.info("execution of %s was carried out by an earlier attempt: %s", approval_id, exc.message)
+        outcome = recovered
+    except StripeRetryable as exc:
+        if not ctx.last_attempt:
+            raise Retry(str(exc)) from exc
+        log.error("execution of %s gave up after %s attempts: %s", approval_id, ctx.attempt, exc)
+        await _fail(ctx, approval_id, {**exc.as_error(), "message": _gave_up(exc.message, key, ctx.attempt)})
+        return
     await services.decisions.record_execution(approval_id, status="succeeded",
                                               stripe_object_id=outcome.stripe_object_id, result=outcome.result)

@@ -1,0 +1,399 @@
+"""Exactly once under faults: a worker killed mid-call, Stripe failing, refusing or absent, and races.
+
+Everything goes over the real wire to the fake Stripe API, as in test_execution.py.
+"""
+
+import asyncio
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import select, update
+
+from api.approvals.actors import Actor
+from api.approvals.models import Approval
+from api.audit.models import AuditEvent
+from api.execution.job import idempotency_key
+from api.outbox.models import Job, JobAttempt
+from api.outbox.worker import Worker
+from tests import test_execution as shared
+from tests.conftest import REFUND
+from tests.fakes.stripe import FakeStripe
+from tests.test_execution import OPS, request
+
+# The fixtures of test_execution.py: the fake Stripe API, the service configured for it, its API
+# client and an agent's credentials.
+fake = shared.fake
+stripe_container = shared.stripe_container
+api = shared.api
+agent = shared.agent
+
+# Stripe's SDK in the service retries 5xx twice itself (same key) before the worker sees a failure.
+SDK_TRIES = 3
+
+
+async def refund_request(api, agent, fake: FakeStripe, amount: int = 34900, **details) -> tuple[str, str]:
+    charge = fake.add_charge(amount=amount)
+    approval_id = await request(api, agent, "issue_refund", {**REFUND["details"], "charge_id": charge["id"],
+                                                             "amount_cents": amount, **details})
+    return approval_id, charge["id"]
+
+
+async def read(api, agent, approval_id: str) -> dict:
+    response = await api.get(f"/v1/approvals/{approval_id}", headers=agent)
+    assert response.status_code == 200
+    return response.json()
+
+
+async def job_of(container, approval_id: str) -> Job:
+    async with container.db.read() as session:
+        return await session.scalar(select(Job).where(Job.key == f"execute:{approval_id}"))
+
+
+async def attempts_of(container, job_id: int) -> list[JobAttempt]:
+    async with container.db.read() as session:
+        query = select(JobAttempt).where(JobAttempt.job_id == job_id).order_by(JobAttempt.attempt)
+        return list((await session.scalars(query)).all())
+
+
+async def execution_events(container, approval_id: str) -> list[str]:
+    async with container.db.read() as session:
+        query = select(AuditEvent.event).where(AuditEvent.approval_id == approval_id,
+                                              AuditEvent.event.like("execution.%")).order_by(AuditEvent.id)
+        return list((await session.scalars(query)).all())
+
+
+def refund_posts(fake: FakeStripe):
+    return fake.requests_to("POST", "/v1/refunds")
+
+
+async def until(condition, seconds: float = 10.0) -> None:
+    deadline = asyncio.get_running_loop().time() + seconds
+    while not condition():
+        assert asyncio.get_running_loop().time() < deadline, "timed out waiting"
+        await asyncio.sleep(0.01)
+
+
+async def kill_after_stripe_acted(container, stripe_has_acted) -> None:
+    """Run the worker until Stripe has carried out the call, then kill it before it can record the
+    answer: Stripe answers slowly, and the worker task is cancelled while it waits."""
+    worker = asyncio.create_task(container.worker.run_once())
+    await until(stripe_has_acted)
+    worker.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await worker
+
+
+# -- a worker killed mid-execution -------------------------------------------------------------------
+
+
+async def test_a_worker_killed_after_stripe_refunded_leaves_exactly_one_refund(api, agent, stripe_container, fake,
+                                                                               clock):
+    approval_id, charge_id = await refund_request(api, agent, fake)
+    await stripe_container.decisions.decide(approval_id, OPS, "approve", edits={"amount_cents": 20000})
+
+    fake.delay_next(2.0)
+    await kill_after_stripe_acted(stripe_container, lambda: len(fake.refunds) == 1)
+
+    # The money moved, but nothing of it was recorded: the job is still held by the dead worker.
+    job = await job_of(stripe_container, approval_id)
+    assert job.status == "running" and job.attempts == 1
+    assert (await read(api, agent, approval_id))["execution"]["status"] == "running"
+    await stripe_container.worker.drain()
+    assert len(refund_posts(fake)) == 1  # the lease still holds: nobody takes the job yet
+
+    clock.advance(seconds=stripe_container.worker.lease.total_seconds() + 1)
+    await stripe_container.worker.drain()
+
+    first, second = refund_posts(fake)
+    assert first.idempotency_key == second.idempotency_key == idempotency_key(approval_id)
+    assert first.params == second.params == {"charge": charge_id, "amount": "20000", "reason": "duplicate"}
+    assert (first.replayed, second.replayed) == (False, True)  # Stripe's stored answer, not a new refund
+    assert len(fake.refunds) == 1
+    assert fake.charges[charge_id]["amount_refunded"] == 20000
+    execution = (await read(api, agent, approval_id))["execution"]
+    assert execution["status"] == "succeeded"
+    assert execution["stripeObjectId"] == fake.refunds[0]["id"] == execution["result"]["id"]
+    assert (await job_of(stripe_container, approval_id)).status == "done"
+    assert await execution_events(stripe_container, approval_id) == ["execution.running", "execution.succeeded"]
+
+
+async def test_a_worker_killed_after_stripe_cancelled_a_subscription_records_the_cancellation(
+        api, agent, stripe_container, fake, clock):
+    """Stripe keeps no idempotency keys for DELETE, so the retry's DELETE is refused (the subscription
+    is already cancelled); the cancellation that did happen must still be recorded as the outcome."""
+    subscription = fake.add_subscription()
+    approval_id = await request(api, agent, "cancel_subscription", {"subscription_id": subscription["id"]})
+    await stripe_container.decisions.decide(approval_id, OPS, "approve")
+
+    fake.delay_next(2.0)
+    await kill_after_stripe_acted(stripe_container,
+                                  lambda: fake.subscriptions[subscription["id"]]["status"] == "canceled")
+    clock.advance(seconds=stripe_container.worker.lease.total_seconds() + 1)
+    await stripe_container.worker.drain()
+
+    deletes = fake.requests_to("DELETE", f"/v1/subscriptions/{subscription['id']}")
+    assert [r.status for r in deletes] == [200, 400]
+    execution = (await read(api, agent, approval_id))["execution"]
+    assert execution["status"] == "succeeded", execution
+    assert execution["stripeObjectId"] == subscription["id"]
+    assert execution["result"]["status"] == "canceled"
+
+
+async def test_a_subscription_cancelled_elsewhere_before_execution_is_not_reported_as_ours(
+        api, agent, stripe_container, fake):
+    subscription = fake.add_subscription(status="canceled")
+    approval_id = await request(api, agent, "cancel_subscription", {"subscription_id": subscription["id"]})
+    await stripe_container.decisions.decide(approval_id, OPS, "approve")
+    await stripe_container.worker.drain()
+
+    execution = (await read(api, agent, approval_id))["execution"]
+    assert execution["status"] == "failed"
+    assert execution["error"]["type"] == "invalid_request_error"
+    assert "already canceled" in execution["error"]["message"]
+
+
+async def test_a_second_worker_taking_over_a_slow_call_records_it_once(api, agent, stripe_container, fake, clock):
+    """The first worker is not dead, only slow: its lease lapses mid-call, another worker takes the
+    job and finishes it, and then the first one's answer arrives too."""
+    approval_id, _ = await refund_request(api, agent, fake)
+    await stripe_container.decisions.decide(approval_id, OPS, "approve")
+    other = Worker(stripe_container.worker.context, stripe_container.registry, clock=clock)
+
+    fake.delay_next(1.0)
+    slow = asyncio.create_task(stripe_container.worker.run_once())
+    await until(lambda: len(fake.refunds) == 1)
+    clock.advance(seconds=stripe_container.worker.lease.total_seconds() + 1)
+    assert await other.drain() == 1
+    assert await slow == 1
+
+    assert len(fake.refunds) == 1
+    assert [r.replayed for r in refund_posts(fake)] == [False, True]
+    execution = (await read(api, agent, approval_id))["execution"]
+    assert execution["status"] == "succeeded" and execution["stripeObjectId"] == fake.refunds[0]["id"]
+    # One recorded outcome, so one `executed` event: one Slack update, one callback.
+    assert await execution_events(stripe_container, approval_id) == ["execution.running", "execution.succeeded"]
+
+
+# -- Stripe failing for a while ----------------------------------------------------------------------
+
+
+async def test_server_errors_are_retried_with_the_same_key_until_stripe_answers(api, agent, stripe_container,
+                                                                               fake, clock):
+    approval_id, charge_id = await refund_request(api, agent, fake)
+    await stripe_container.decisions.decide(approval_id, OPS, "approve")
+    fake.fail_next(SDK_TRIES, 500)
+
+    await stripe_container.worker.drain()
+
+    assert [r.status for r in refund_posts(fake)] == [500] * SDK_TRIES
+    assert fake.refunds == []
+    job = await job_of(stripe_container, approval_id)
+    assert job.status == "queued" and job.run_at > clock() and "500" in job.last_error
+    assert (await read(api, agent, approval_id))["execution"]["status"] == "running"
+    await stripe_container.worker.drain()
+    assert len(refund_posts(fake)) == SDK_TRIES  # not before its back-off
+
+    clock.advance(minutes=5)
+    await stripe_container.worker.drain()
+
+    posts = refund_posts(fake)
+    assert [r.status for r in posts] == [500] * SDK_TRIES + [200]
+    assert {r.idempotency_key for r in posts} == {idempotency_key(approval_id)}
+    assert {str(r.params) for r in posts} == {str({"charge": charge_id, "amount": "34900", "reason": "duplicate"})}
+    assert len(fake.refunds) == 1
+    execution = (await read(api, agent, approval_id))["execution"]
+    assert execution["status"] == "succeeded" and execution["stripeObjectId"] == fake.refunds[0]["id"]
+    job = await job_of(stripe_container, approval_id)
+    assert (job.status, job.attempts) == ("done", 2)
+    assert [a.outcome for a in await attempts_of(stripe_container, job.id)] == ["retry", "done"]
+
+
+async def test_rate_limits_are_retried_later_with_the_same_key(api, agent, stripe_container, fake, clock):
+    approval_id, _ = await refund_request(api, agent, fake)
+    await stripe_container.decisions.decide(approval_id, OPS, "approve")
+    fake.fail_next(2, 429)
+
+    for _ in range(3):
+        await stripe_container.worker.drain()
+        clock.advance(minutes=5)
+
+    posts = refund_posts(fake)
+    assert [r.status for r in posts] == [429, 429, 200]
+    assert {r.idempotency_key for r in posts} == {idempotency_key(approval_id)}
+    assert len(fake.refunds) == 1
+    assert (await read(api, agent, approval_id))["execution"]["status"] == "succeeded"
+    attempts = await attempts_of(stripe_container, (await job_of(stripe_container, approval_id)).id)
+    assert [a.outcome for a in attempts] == ["retry", "retry", "done"]
+    assert "429" in attempts[0].error
+
+
+async def test_stripe_unavailable_through_every_attempt_fails_the_execution_clearly(api, agent, stripe_container,
+                                                                                   fake, clock):
+    approval_id, _ = await refund_request(api, agent, fake)
+    await stripe_container.decisions.decide(approval_id, OPS, "approve")
+    job = await job_of(stripe_container, approval_id)
+    fake.fail_next(job.max_attempts + 5, 429)
+
+    for _ in range(job.max_attempts + 3):
+        await stripe_container.worker.drain()
+        clock.advance(hours=2)
+
+    assert len(refund_posts(fake)) == job.max_attempts  # then it stopped
+    assert fake.refunds == []
+    body = await read(api, agent, approval_id)
+    assert body["status"] == "approved"
+    error = body["execution"]["error"]
+    assert body["execution"]["status"] == "failed"
+    assert error["code"] == "rate_limit" and "429" in error["message"]
+    # The operator is told which key to look for in Stripe's logs before doing anything by hand.
+    assert idempotency_key(approval_id) in error["message"]
+    assert (await job_of(stripe_container, approval_id)).status == "done"
+
+
+# -- final refusals: recorded at once, never retried -------------------------------------------------
+
+
+async def test_a_card_error_fails_the_execution_without_retrying(api, agent, stripe_container, fake, clock):
+    approval_id, _ = await refund_request(api, agent, fake)
+    await stripe_container.decisions.decide(approval_id, OPS, "approve")
+    fake.card_error_next("expired_card", message="Your card has expired.")
+
+    await stripe_container.worker.drain()
+    clock.advance(hours=1)
+    await stripe_container.worker.drain()
+
+    assert [r.status for r in refund_posts(fake)] == [402]
+    assert fake.refunds == []
+    execution = (await read(api, agent, approval_id))["execution"]
+    assert execution["status"] == "failed" and execution["stripeObjectId"] is None
+    assert execution["error"] == {"type": "card_error", "code": "expired_card", "message": "Your card has expired."}
+    job = await job_of(stripe_container, approval_id)
+    assert (job.status, job.attempts) == ("done", 1)
+    assert await execution_events(stripe_container, approval_id) == ["execution.running", "execution.failed"]
+
+
+async def test_an_invalid_request_fails_the_execution_without_retrying(api, agent, stripe_container, fake, clock):
+    # Most of the charge was refunded elsewhere after the agent asked: Stripe refuses the amount.
+    charge = fake.add_charge(amount=34900, amount_refunded=30000)
+    approval_id = await request(api, agent, "issue_refund", {"charge_id": charge["id"], "amount_cents": 10000})
+    await stripe_container.decisions.decide(approval_id, OPS, "approve")
+
+    await stripe_container.worker.drain()
+    clock.advance(hours=1)
+    await stripe_container.worker.drain()
+
+    assert len(refund_posts(fake)) == 1 and fake.refunds == []
+    error = (await read(api, agent, approval_id))["execution"]["error"]
+    assert (error["type"], error["code"]) == ("invalid_request_error", "amount_too_large")
+    assert "greater than unrefunded amount" in error["message"]
+    assert (await job_of(stripe_container, approval_id)).attempts == 1
+
+
+async def test_details_that_no_longer_validate_fail_the_execution_without_retrying(api, agent, stripe_container,
+                                                                                  fake, clock):
+    approval_id, _ = await refund_request(api, agent, fake)
+    await stripe_container.decisions.decide(approval_id, OPS, "approve")
+    # A request stored under an earlier catalogue, whose details today's rules refuse.
+    await stripe_container.db.write(lambda session: session.execute(
+        update(Approval).where(Approval.id == approval_id).values(details={"charge_id": "pi_NotACharge"})))
+
+    await stripe_container.worker.drain()
+    clock.advance(hours=1)
+    await stripe_container.worker.drain()
+
+    assert fake.requests == []
+    execution = (await read(api, agent, approval_id))["execution"]
+    assert execution["status"] == "failed"
+    assert execution["error"]["type"] == "invalid_request_error"
+    assert execution["error"]["code"] == "details_invalid"
+    assert "charge_id" in execution["error"]["message"]
+    job = await job_of(stripe_container, approval_id)
+    assert (job.status, job.attempts) == ("done", 1)
+
+
+async def test_without_a_stripe_key_executions_fail_clearly(client, auth, container, clock):
+    # The conftest service has no STRIPE_SECRET_KEY.
+    approval_id = (await client.post("/v1/approvals", json=REFUND, headers=auth)).json()["approvalId"]
+    await container.decisions.decide(approval_id, OPS, "approve", edits={"amount_cents": 100})
+    await container.worker.drain()
+    clock.advance(hours=1)
+    await container.worker.drain()
+
+    body = (await client.get(f"/v1/approvals/{approval_id}", headers=auth)).json()
+    assert body["status"] == "approved"
+    assert body["execution"]["status"] == "failed"
+    assert body["execution"]["error"]["type"] == "not_configured"
+    assert body["execution"]["error"]["code"] == "stripe_not_configured"
+    assert "STRIPE_SECRET_KEY" in body["execution"]["error"]["message"]
+    assert (await job_of(container, approval_id)).attempts == 1
+
+    lookup = await client.post("/v1/approvals", json={"action": "retrieve_balance", "summary": "Balance",
+                                                      "details": {}}, headers=auth)
+    assert lookup.status_code == 200
+    assert lookup.json()["execution"]["status"] == "failed"
+    assert lookup.json()["execution"]["error"]["code"] == "stripe_not_configured"
+
+
+# -- races -------------------------------------------------------------------------------------------
+
+
+async def test_racing_decisions_and_workers_make_one_refund(api, agent, stripe_container, fake, clock):
+    approval_id, charge_id = await refund_request(api, agent, fake)
+    other = Worker(stripe_container.worker.context, stripe_container.registry, clock=clock)
+    decide = stripe_container.decisions.decide
+
+    results = await asyncio.gather(
+        decide(approval_id, OPS, "approve", edits={"amount_cents": 10000}),
+        decide(approval_id, Actor("slack_user", "UALICE", "alice"), "approve", edits={"amount_cents": 20000}),
+        decide(approval_id, Actor("slack_user", "UBOB", "bob"), "approve"),
+    )
+    assert sorted(r.outcome for r in results) == ["already_final", "already_final", "decided"]
+    await asyncio.gather(stripe_container.worker.drain(), other.drain(), stripe_container.worker.drain())
+
+    async with stripe_container.db.read() as session:
+        jobs = (await session.scalars(select(Job).where(Job.kind == "stripe.execute"))).all()
+    assert len(jobs) == 1
+    [post] = refund_posts(fake)
+    assert len(fake.refunds) == 1
+    body = await read(api, agent, approval_id)
+    winner = body["modifiedDetails"]["amount_cents"] if body["modifiedDetails"] else 34900
+    assert post.params["amount"] == str(winner) == str(fake.refunds[0]["amount"])
+    assert body["execution"]["stripeObjectId"] == fake.refunds[0]["id"]
+    assert fake.charges[charge_id]["amount_refunded"] == winner
+
+
+async def test_many_approvals_across_two_workers_each_execute_once(api, agent, stripe_container, fake, clock):
+    ids = [(await refund_request(api, agent, fake, amount=1000 + i))[0] for i in range(6)]
+    await asyncio.gather(*(stripe_container.decisions.decide(i, OPS, "approve") for i in ids))
+    other = Worker(stripe_container.worker.context, stripe_container.registry, clock=clock, batch=2)
+    fake.fail_next(1, 429)
+
+    for _ in range(3):
+        await asyncio.gather(stripe_container.worker.drain(), other.drain())
+        clock.advance(minutes=5)
+
+    assert sorted(r["amount"] for r in fake.refunds) == [1000 + i for i in range(6)]
+    keys = [r.idempotency_key for r in refund_posts(fake) if r.status == 200]
+    assert sorted(keys) == sorted(idempotency_key(i) for i in ids)
+    for approval_id in ids:
+        assert (await read(api, agent, approval_id))["execution"]["status"] == "succeeded"
+
+
+async def test_a_rerun_of_a_finished_execution_calls_nothing(api, agent, stripe_container, fake, clock):
+    approval_id, _ = await refund_request(api, agent, fake)
+    await stripe_container.decisions.decide(approval_id, OPS, "approve")
+    await stripe_container.worker.drain()
+    # An operator (or a bug) puts the finished job back in the queue.
+    await stripe_container.db.write(lambda session: session.execute(
+        update(Job).where(Job.key == f"execute:{approval_id}").values(status="queued", run_at=clock())))
+
+    await stripe_container.worker.drain()
+
+    assert len(refund_posts(fake)) == 1
+    assert await execution_events(stripe_container, approval_id) == ["execution.running", "execution.succeeded"]
+
+
+async def test_the_lease_outlasts_a_stripe_call_with_its_retries(stripe_container):
+    """A live worker must not lose its job to another in the middle of a call (timeout 30 s, two
+    network retries with at most a few seconds' sleep)."""
+    assert stripe_container.worker.lease >= timedelta(seconds=3 * 30 + 10)
