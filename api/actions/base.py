@@ -215,6 +215,12 @@ class ActionSpec:
     async def run(self, gateway: StripeGateway, details: Any, idempotency_key: str) -> ExecutionOutcome:
         raise NotImplementedError
 
+    async def earlier_outcome(self, gateway: StripeGateway, details: dict[str, Any]) -> ExecutionOutcome | None:
+        """Asked when a repeated execution (an earlier attempt may have reached Stripe and its
+        answer been lost) is refused: what the earlier attempt did, where Stripe cannot replay it
+        under the idempotency key (it keeps none for DELETE). None: nothing to recover."""
+        return None
+
 
 def without_none(params: dict[str, Any]) -> dict[str, Any]:
     """Stripe parameters with the unset ones left out."""

@@ -47,6 +47,18 @@ class CancelSubscription(ActionSpec):
                 details.subscription_id, params, idempotency_key=idempotency_key)
         return ExecutionOutcome(subscription["id"], subscription)
 
+    async def earlier_outcome(self, gateway: StripeGateway, details: dict[str, Any]) -> ExecutionOutcome | None:
+        # A second DELETE of a subscription our first one cancelled is refused, and Stripe ignores
+        # idempotency keys on DELETE: the cancelled subscription is the earlier attempt's answer.
+        # (At the period's end is a POST, which the key replays.)
+        checked = self._model(details)
+        if checked.at_period_end:
+            return None
+        subscription = await gateway.retrieve_subscription(checked.subscription_id)
+        if subscription.get("status") != "canceled":
+            return None
+        return ExecutionOutcome(subscription["id"], subscription)
+
 
 class ItemChange(Details):
     """One entry of Stripe's `items[]`: an existing item by `id`, or a new one by `price`."""

@@ -146,6 +146,10 @@ class Decisions:
             approval = await session.get(Approval, approval_id, with_for_update=True)
             if approval is None:
                 raise NotFound(f"no approval {approval_id}")
+            if approval.execution_status in ("succeeded", "failed"):
+                # The first outcome stands: a worker whose job was taken over after its lease
+                # lapsed may still come back with an answer, and must not announce it twice.
+                return approval
             await state.record_execution(session, self.effects, approval, status=status, **outcome)
             return approval
 
