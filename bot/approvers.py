@@ -11,7 +11,8 @@ import logging
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 
-from slack_sdk.errors import SlackApiError
+import aiohttp
+from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.web.async_client import AsyncWebClient
 
 log = logging.getLogger(__name__)
@@ -52,11 +53,11 @@ class ApproverDirectory:
             return cached[1]
         try:
             response = await self.client.usergroups_users_list(usergroup=group)
-        except SlackApiError as exc:
+        except (SlackClientError, aiohttp.ClientError, TimeoutError) as exc:
             # Not cached: the next click asks again. Failing closed refuses; it never lets anyone in.
+            error = exc.response.get("error") if isinstance(exc, SlackApiError) else repr(exc)
             log.warning("could not list the members of Slack user group %s (%s); its members cannot decide "
-                        "until it can be read (is the usergroups:read scope granted?)", group,
-                        exc.response.get("error"))
+                        "until it can be read (is the usergroups:read scope granted?)", group, error)
             return frozenset()
         users = frozenset(response.get("users") or [])
         self._members[group] = (now, users)

@@ -10,7 +10,7 @@ from api.approvals.actors import Actor
 from api.main import build_container
 from api.outbox.models import Job, JobAttempt
 from tests.conftest import REFUND
-from tests.slack_helpers import ALERTS, APPROVER, GROUP, PAYOUT, REVIEW, has_buttons, slack_harness
+from tests.slack_helpers import ALERTS, APPROVER, GROUP, GROUP_MEMBER, PAYOUT, REVIEW, has_buttons, slack_harness
 
 OPERATOR = Actor("operator", "ops", "Ops")
 
@@ -182,3 +182,23 @@ async def test_with_an_app_token_socket_mode_replaces_the_http_endpoint(make_set
         await container.http.aclose()
         await container.gateway.aclose()
         await container.db.close()
+
+
+async def test_group_membership_fails_closed_and_is_cached_for_a_minute(slack, clock):
+    first = await slack.request(PAYOUT)
+    second = await slack.request({**PAYOUT, "summary": "Another payout"})
+    await slack.settle()
+    slack.fake.fail_next("usergroups.users.list", "missing_scope")
+    await slack.click("approve", first["approvalId"], user=GROUP_MEMBER)
+    assert "Only approvers" in slack.ephemerals_to(GROUP_MEMBER)[-1]
+    assert (await slack.approval(first["approvalId"]))["status"] == "pending"
+
+    await slack.click("approve", first["approvalId"], user=GROUP_MEMBER)  # failures are not cached
+    assert (await slack.approval(first["approvalId"]))["status"] == "approved"
+    slack.fake.add_usergroup(GROUP, [])  # removed from the group: still allowed while cached
+    await slack.click("reject", second["approvalId"], user=GROUP_MEMBER)
+    assert slack.fake.calls_to("views.open")
+    clock.advance(seconds=61)
+    await slack.click("approve", second["approvalId"], user=GROUP_MEMBER)
+    assert "Only approvers" in slack.ephemerals_to(GROUP_MEMBER)[-1]
+    assert len(slack.fake.calls_to("usergroups.users.list")) == 3
