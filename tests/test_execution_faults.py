@@ -117,6 +117,33 @@ async def test_a_worker_killed_after_stripe_refunded_leaves_exactly_one_refund(a
     assert await execution_events(stripe_container, approval_id) == ["execution.running", "execution.succeeded"]
 
 
+async def test_an_execution_interrupted_longer_ago_than_stripe_keeps_keys_is_not_sent_again(
+        api, agent, stripe_container, fake, clock):
+    """Stripe may forget an idempotency key after 24 hours: resending then could refund twice."""
+    approval_id, _ = await refund_request(api, agent, fake)
+    await stripe_container.decisions.decide(approval_id, OPS, "approve")
+    fake.delay_next(2.0)
+    await kill_after_stripe_acted(stripe_container, lambda: len(fake.refunds) == 1)
+
+    clock.advance(hours=25)  # the service was down for a day
+    await stripe_container.worker.drain()
+
+    assert len(refund_posts(fake)) == 1
+    execution = (await read(api, agent, approval_id))["execution"]
+    assert execution["status"] == "failed"
+    assert execution["error"]["code"] == "outcome_unknown"
+    assert idempotency_key(approval_id) in execution["error"]["message"]
+
+
+async def test_a_long_queued_execution_that_never_started_still_runs(api, agent, stripe_container, fake, clock):
+    approval_id, _ = await refund_request(api, agent, fake)
+    await stripe_container.decisions.decide(approval_id, OPS, "approve")
+    clock.advance(hours=25)  # the worker was down before it ever took the job
+    await stripe_container.worker.drain()
+    assert len(fake.refunds) == 1
+    assert (await read(api, agent, approval_id))["execution"]["status"] == "succeeded"
+
+
 async def test_a_worker_killed_after_stripe_cancelled_a_subscription_records_the_cancellation(
         api, agent, stripe_container, fake, clock):
     """Stripe keeps no idempotency keys for DELETE, so the retry's DELETE is refused (the subscription

@@ -15,17 +15,24 @@ What ends an execution, and what does not:
 """
 
 import logging
+from datetime import datetime, timedelta
 from typing import Any
+
+from sqlalchemy import select
 
 from api.actions import ActionSpec, ExecutionOutcome, get_action
 from api.errors import NotFound, ValidationFailed
 from api.execution.gateway import StripeFinal, StripeRetryable
+from api.outbox.models import Job
 from api.outbox.registry import JobContext, Park, Retry
 
 log = logging.getLogger(__name__)
 
 # Execution states in which there is nothing left to do.
 FINISHED = ("succeeded", "failed", "not_requested")
+# Stripe keeps an idempotency key for at least 24 hours and may forget it after. A repeat sent later
+# could make a second refund, so an execution interrupted that long ago is not sent again.
+REPLAY_WINDOW = timedelta(hours=23)
 
 
 def idempotency_key(approval_id: str) -> str:
@@ -86,6 +93,12 @@ async def _earlier_outcome(ctx: JobContext, spec: ActionSpec, approval: Any) -> 
         return None
 
 
+async def _job_created_at(ctx: JobContext) -> datetime | None:
+    """When the execution was queued: no attempt of it can have reached Stripe before."""
+    async with ctx.db.read() as session:
+        return await session.scalar(select(Job.created_at).where(Job.id == ctx.job_id))
+
+
 async def _execute(ctx: JobContext, approval: Any) -> None:
     services, approval_id = ctx.services, approval.id
     spec = get_action(approval.action)
@@ -98,6 +111,15 @@ async def _execute(ctx: JobContext, approval: Any) -> None:
     if not repeated:
         await services.decisions.record_execution(approval_id, status="running")
     key = idempotency_key(approval_id)
+    if repeated:
+        started = await _job_created_at(ctx)
+        if started is not None and ctx.clock() - started > REPLAY_WINDOW:
+            log.error("execution of %s was interrupted over %s ago; not sent again", approval_id, REPLAY_WINDOW)
+            await _fail(ctx, approval_id, {"type": "api_error", "code": "outcome_unknown", "message": (
+                f"the execution was interrupted and cannot safely be repeated now that Stripe may have "
+                f"forgotten its Idempotency-Key {key}: look the key up in Stripe's request logs to see "
+                "whether it was carried out before acting by hand")})
+            return
     try:
         outcome = await spec.execute(services.gateway, approval.effective_details, idempotency_key=key)
     except ValidationFailed as exc:
