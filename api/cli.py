@@ -131,10 +131,11 @@ def db_upgrade(revision: str = "head") -> None:
     typer.echo(f"database at {revision}")
 
 
-from api import cli_operations  # noqa: E402,F401  (registers the operators' commands on the apps above)
-from api import cli_policy  # noqa: E402,F401  (registers `policy check` and `policy replay`)
-from api import cli_callbacks  # noqa: E402,F401  (registers `cheqpoint callbacks …`)
-from api import cli_mcp  # noqa: E402,F401  (registers `cheqpoint mcp`)
+# Each of these registers its commands on the apps above.
+import api.cli_callbacks  # noqa: E402
+import api.cli_mcp  # noqa: E402
+import api.cli_operations  # noqa: E402
+import api.cli_policy  # noqa: E402,F401
 
 __all__ = ["app", "approvals_app", "connections_app", "container", "fail", "run"]
 

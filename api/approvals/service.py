@@ -110,12 +110,13 @@ class ApprovalService:
             approvers=decision.approvers or self.settings.approvers,
             required_approvals=decision.required_approvals, risk_level=body.risk_level, priority=body.priority,
             agent_name=body.agent_name, request_metadata=body.metadata or {}, extra=intake.extra,
-            callback_url=body.callback_url, execute=execute and not read_only, created_at=now, updated_at=now)
+            callback_url=body.callback_url, execute=execute and not read_only, execution_status="not_requested",
+            created_at=now, updated_at=now)
 
         async def write(session: AsyncSession) -> Approval:
             approval = Approval(**fields, decisions=[])
+            # No flush here: the rows of a whole group commit are inserted together at its end.
             session.add(approval)
-            await session.flush()
             audit.record(session, "approval.created", approval_id=approval.id, connection_id=connection.id,
                          actor={"type": "connection", "id": connection.id, "name": connection.name},
                          after=state.snapshot(approval),
@@ -141,8 +142,7 @@ class ApprovalService:
         rule = Actor("rule", decision.rule or "default policy", decision.rule)
         if verdict == "review":
             await self.effects.emit(session, approval, "created")
-            await enqueue(session, "approval.expire", {"approval_id": approval.id}, run_at=approval.expires_at,
-                          key=f"expire:{approval.id}")
+            await enqueue(session, "approval.expire", {"approval_id": approval.id}, run_at=approval.expires_at)
             return
         if verdict == "reject":
             await self.effects.emit(session, approval, "auto_decided")
