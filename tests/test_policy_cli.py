@@ -34,9 +34,9 @@ def counts(output: str) -> dict[str, int]:
 
 def changed(output: str) -> dict[str, tuple[str, str]]:
     """The changed-requests table: approval id → (was, now)."""
-    rows = [line.split() for line in output.splitlines() if line.startswith("apr_")]
-    return {row[0]: (row[2], row[3] if row[3] in ("pass", "approve", "reject", "review") else row[4])
-            for row in rows}
+    # approval  action  was [(old rule)]  now  rule now
+    rows = [re.match(r"(apr_\S+)\s+\S+\s+(\w+)(?: \([^)]*\))?\s+(\w+)", line) for line in output.splitlines()]
+    return {row[1]: (row[2], row[3]) for row in rows if row}
 
 
 # ---- check ---------------------------------------------------------------------------------------------
@@ -138,15 +138,23 @@ async def test_replay_shows_what_the_example_policy_would_change(settings, clock
 
 async def test_replay_of_a_policy_on_its_own_decisions_changes_nothing(make_settings, clock, database_url):
     async with serving(make_settings(policy_file=str(EXAMPLE)), clock) as service:
-        await service.post({"action": "retrieve_balance", "summary": "Balance", "details": {}}, 200)
-        await service.post(refund(3000), 200)
-        await service.post(payout(6_000_000), 200)
+        lookup = (await service.post({"action": "retrieve_balance", "summary": "Balance", "details": {}},
+                                     200))["approvalId"]
+        small = (await service.post(refund(3000), 200))["approvalId"]
+        large_payout = (await service.post(payout(6_000_000), 200))["approvalId"]
         await service.post(refund(250_000), 202)
         await service.post(refund(34_900), 202)
     result = cheqpoint("policy", "replay", str(EXAMPLE), database_url=database_url)
     assert result.returncode == 0, result.stderr
     assert "decisions: pass 1, approve 1, reject 1, review 2" in result.stdout
     assert "No outcome would change." in result.stdout
+
+    # A policy with no rule for lookups or payouts, and a lower bound for small refunds.
+    other = cheqpoint("policy", "replay", str(VELOCITY), database_url=database_url)
+    assert other.returncode == 0, other.stderr
+    assert changed(other.stdout) == {lookup: ("pass", "review"), small: ("approve", "review"),
+                                     large_payout: ("reject", "review")}
+    assert "approve (small duplicate refunds)" in other.stdout
 
 
 async def test_replay_recomputes_velocity_totals_as_of_each_request(settings, clock, database_url):
