@@ -131,11 +131,12 @@ def db_upgrade(revision: str = "head") -> None:
     typer.echo(f"database at {revision}")
 
 
-# Each of these registers its commands on the apps above.
-import api.cli_callbacks  # noqa: E402
-import api.cli_mcp  # noqa: E402
-import api.cli_operations  # noqa: E402
-import api.cli_policy  # noqa: E402,F401
+def _register_commands() -> None:
+    # Each module adds its commands to the apps above as it is imported.
+    from api import cli_callbacks, cli_mcp, cli_operations, cli_policy  # noqa: F401
+
+
+_register_commands()
 
 __all__ = ["app", "approvals_app", "connections_app", "container", "fail", "run"]
 

@@ -99,6 +99,8 @@ class ApprovalService:
         verdict = decision.decision
         if verdict == "pass" and not read_only:
             verdict = "review"  # `pass` executes without review: only lookups may do that
+        elif verdict == "approve" and read_only:
+            verdict = "pass"  # an approved lookup has nothing to wait for: run it now
         expires_at = self._expiry(body, decision, policy, now)
         execute = body.execute if body.execute is not None else spec is not None
         lookup = await self._run_lookup(spec, details) if verdict == "pass" else None

@@ -35,7 +35,7 @@ async def finalize(session: AsyncSession, effects: Effects, approval: Approval, 
     before = snapshot(approval)
     approval.status = status
     approval.decided_by = actor.as_dict()
-    approval.decided_at = utcnow()
+    approval.decided_at = session.info.get("clock", utcnow)()
     approval.decision_note = note
     if status == "approved" and approval.execute:
         approval.execution_status = "queued"
