@@ -1,13 +1,10 @@
 """The Cheqpoint-compatible API (CONTRACT §3b), driven by Cheqpoint's official `cheqpoint` client.
 
-The client uses `requests`, so the app runs on a real port. Reviewers' decisions are made on the
-served app's own container, on its own event loop, as the Slack handlers make them.
+The client uses `requests`, so the app runs on a real port (`tests.live`).
 """
 
-import asyncio
-import threading
 import time
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,86 +12,13 @@ import httpx
 import pytest
 from cheqpoint import CheqpointClient, CheqpointError, RejectedError
 from cheqpoint import TimeoutError as CheqpointTimeout
-from sqlalchemy import func, select
 
 from api.approvals.actors import Actor
-from api.approvals.models import Approval
-from api.main import build_container, create_app
 from tests.conftest import REFUND
-from tests.fakes.server import serve
+from tests.live import Live, start_live
 
-REVIEWER = Actor("slack_user", "U012ABCDEF", "Dana Reviewer")
 POLICIES = Path(__file__).parent / "policies"
 DECIDE_ONLY_REFUND = {k: v for k, v in REFUND.items() if k != "justification"}
-
-
-class Live:
-    """The app on a real port, with a handle on its container and event loop."""
-
-    def __init__(self, settings: Any) -> None:
-        self.container = build_container(settings)
-        self.loop: asyncio.AbstractEventLoop | None = None
-        self.container.extras.setdefault("on_start", []).append(self._started)
-        self.app = create_app(settings, container=self.container)
-        self.url = ""
-        self.key = ""
-        self.connection_id = ""
-        self.secret = ""
-
-    async def _started(self) -> None:
-        self.loop = asyncio.get_running_loop()
-
-    def run(self, coroutine: Coroutine[Any, Any, Any]) -> Any:
-        assert self.loop is not None
-        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout=15)
-
-    def new_connection(self, name: str = "support-agent") -> tuple[str, str, str]:
-        from api.connections import service
-
-        created = self.run(self.container.db.write(lambda session: service.create(session, name)))
-        return created.connection.id, created.key, created.connection.webhook_secret
-
-    def approval(self, approval_id: str) -> Approval:
-        return self.run(self.container.approvals.get(None, approval_id))
-
-    def count(self) -> int:
-        async def count() -> int:
-            async with self.container.db.read() as session:
-                return await session.scalar(select(func.count()).select_from(Approval))
-
-        return self.run(count())
-
-    def decide(self, approval_id: str, verdict: str, note: str | None = None,
-               edits: dict[str, Any] | None = None) -> Any:
-        return self.run(self.container.decisions.decide(approval_id, REVIEWER, verdict, note=note, edits=edits))
-
-    def pending_ids(self) -> list[str]:
-        rows, _ = self.run(self.container.approvals.list(self.connection_id, status="pending"))
-        return [row.id for row in rows]
-
-    def decide_when_pending(self, verdict: str, note: str | None = None,
-                            edits: dict[str, Any] | None = None) -> threading.Thread:
-        """A reviewer in another thread, deciding the first request that shows up."""
-        def reviewer() -> None:
-            deadline = time.monotonic() + 10
-            while time.monotonic() < deadline:
-                pending = self.pending_ids()
-                if pending:
-                    self.decide(pending[0], verdict, note, edits)
-                    return
-                time.sleep(0.02)
-
-        thread = threading.Thread(target=reviewer, daemon=True)
-        thread.start()
-        return thread
-
-
-def start_live(settings: Any) -> Iterator[Live]:
-    live = Live(settings)
-    with serve(live.app) as url:
-        live.url = url
-        live.connection_id, live.key, live.secret = live.new_connection()
-        yield live
 
 
 @pytest.fixture
@@ -179,8 +103,8 @@ def test_cancelled_reads_rejected_and_retryable(live: Live, sdk: CheqpointClient
 def test_expired_reads_rejected_and_retryable(make_settings: Callable[..., Any], tmp_path: Path) -> None:
     policy = tmp_path / "policy.yaml"
     policy.write_text("defaults:\n  approvers: [U012ABCDEF]\n  expires_in: 1s\n")
-    for live in start_live(make_settings(policy_file=policy)):
-        sdk = CheqpointClient(api_key=live.key, base_url=live.url, timeout=10)
+    for served in start_live(make_settings(policy_file=policy)):
+        sdk = CheqpointClient(api_key=served.key, base_url=served.url, timeout=10)
         with pytest.raises(RejectedError) as caught:  # the running worker expires it
             sdk.checkpoint(action="send_email", summary="Email", details={"to": "a@b.co"}, poll_interval=0.1)
         status = sdk.get_request(caught.value.request_id)
@@ -190,8 +114,8 @@ def test_expired_reads_rejected_and_retryable(make_settings: Callable[..., Any],
 
 def test_rule_decision_reads_auto_decided(make_settings: Callable[..., Any]) -> None:
     settings = make_settings(policy_file=POLICIES / "contract_example.yaml")
-    for live in start_live(settings):
-        sdk = CheqpointClient(api_key=live.key, base_url=live.url)
+    for served in start_live(settings):
+        sdk = CheqpointClient(api_key=served.key, base_url=served.url)
         small = {**REFUND["details"], "amount_cents": 2000}
         created = sdk.create_request(action="issue_refund", summary="Small duplicate", details=small)
         status = sdk.get_request(created["id"])

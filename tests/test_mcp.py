@@ -7,25 +7,31 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import pytest
 from mcp import Client, StdioServerParameters
 
 from tests.conftest import REFUND
-from tests.test_compat import Live, live  # noqa: F401  (the served app, shared with the compat tests)
+from tests.live import Live, start_live
 
 CLI = str(Path(sys.executable).with_name("cheqpoint"))
 
 
-def environment(live: Live, **extra: str) -> dict[str, str]:  # noqa: F811
+@pytest.fixture
+def live(make_settings: Callable[..., Any]) -> Iterator[Live]:
+    yield from start_live(make_settings())
+
+
+def environment(live: Live, **extra: str) -> dict[str, str]:
     return {"CHEQPOINT_URL": live.url, "CHEQPOINT_CONNECTION_KEY": live.key,
             "DATABASE_URL": live.container.settings.database_url, **extra}
 
 
 @contextlib.asynccontextmanager
-async def connected(live: Live, cwd: Path) -> AsyncIterator[Client]:  # noqa: F811
+async def connected(live: Live, cwd: Path) -> AsyncIterator[Client]:
     """An MCP session with a fresh `cheqpoint mcp` process. Entered inside each test, not in a fixture:
     the client's task group must be left by the task that entered it."""
     # The working directory is empty so no developer's .env leaks into the server's settings.
@@ -46,7 +52,7 @@ def facts(result: Any) -> dict[str, Any]:
 
 # Each session spawns `cheqpoint mcp` (seconds to import), so each test covers a whole conversation.
 
-async def test_tools_and_calls_that_do_not_fit(tmp_path: Path, live: Live) -> None:  # noqa: F811
+async def test_tools_and_calls_that_do_not_fit(tmp_path: Path, live: Live) -> None:
     async with connected(live, tmp_path) as agent:
         tools = {tool.name: tool for tool in (await agent.list_tools()).tools}
         assert set(tools) == {"request_human_approval", "get_approval_status"}
@@ -72,7 +78,7 @@ async def test_tools_and_calls_that_do_not_fit(tmp_path: Path, live: Live) -> No
     assert live.count() == 0
 
 
-async def test_pending_then_approved_with_an_edit(tmp_path: Path, live: Live) -> None:  # noqa: F811
+async def test_pending_then_approved_with_an_edit(tmp_path: Path, live: Live) -> None:
     async with connected(live, tmp_path) as agent:
         asked = await agent.call_tool("request_human_approval", {
             "action": "issue_refund", "summary": REFUND["summary"], "details": REFUND["details"],
@@ -98,7 +104,7 @@ async def test_pending_then_approved_with_an_edit(tmp_path: Path, live: Live) ->
         assert live.approval(facts(timed_out)["approvalId"]).status == "pending"
 
 
-async def test_waiting_request_answers_the_rejection(tmp_path: Path, live: Live) -> None:  # noqa: F811
+async def test_waiting_request_answers_the_rejection(tmp_path: Path, live: Live) -> None:
     async with connected(live, tmp_path) as agent:
         reviewer = live.decide_when_pending("reject", note="Outside the refund window")
         started = time.monotonic()
@@ -110,7 +116,7 @@ async def test_waiting_request_answers_the_rejection(tmp_path: Path, live: Live)
     assert "Do not proceed" in text(answer) and facts(answer)["reason"] == "rejected"
 
 
-def test_without_a_connection_key_it_says_so(live: Live, tmp_path: Path) -> None:  # noqa: F811
+def test_without_a_connection_key_it_says_so(live: Live, tmp_path: Path) -> None:
     env = {**os.environ, **environment(live)}
     env.pop("CHEQPOINT_CONNECTION_KEY")
     done = subprocess.run([CLI, "mcp"], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=30,

@@ -4,8 +4,9 @@ typed results and errors, and `verify_webhook` on callbacks the service really s
 import json
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
+from typing import Any
 
 import httpx
 import pytest
@@ -25,9 +26,14 @@ from cheqpoint_client import (
 from tests.conftest import REFUND
 from tests.fakes.receiver import CallbackReceiver
 from tests.fakes.server import serve
-from tests.test_compat import Live, live  # noqa: F401  (the served app, shared with the compat tests)
+from tests.live import Live, start_live
 
 EMAIL = {"action": "send_email", "summary": "Email the customer", "details": {"to": "a@b.co"}}
+
+
+@pytest.fixture
+def live(make_settings: Callable[..., Any]) -> Iterator[Live]:
+    yield from start_live(make_settings())
 
 
 class Recorder:
@@ -50,14 +56,14 @@ def recorder() -> Recorder:
 
 
 @pytest.fixture
-def client(live: Live, recorder: Recorder) -> Iterator[Client]:  # noqa: F811
+def client(live: Live, recorder: Recorder) -> Iterator[Client]:
     http = httpx.Client(event_hooks={"request": [recorder]})
     with Client(api_key=live.key, base_url=live.url, hold_ms=300, http=http) as sdk:
         yield sdk
     http.close()
 
 
-def decide_later(live: Live, seconds: float, verdict: str, **kwargs: object) -> threading.Thread:  # noqa: F811
+def decide_later(live: Live, seconds: float, verdict: str, **kwargs: object) -> threading.Thread:
     def reviewer() -> None:
         time.sleep(seconds)
         live.decide(live.pending_ids()[0], verdict, **kwargs)
@@ -82,7 +88,7 @@ def test_request_sync_keeps_holding_until_the_time_is_up(client: Client, recorde
     assert all(0 < int(h) <= 300 for h in recorder.holds[1:])
 
 
-def test_request_sync_released_by_an_edit_on_a_later_hold(live: Live, client: Client,  # noqa: F811
+def test_request_sync_released_by_an_edit_on_a_later_hold(live: Live, client: Client,
                                                           recorder: Recorder) -> None:
     reviewer = decide_later(live, 0.8, "approve", note="Half only", edits={"amount_cents": 17450})
     started = time.monotonic()
@@ -103,7 +109,7 @@ def test_request_sync_released_by_an_edit_on_a_later_hold(live: Live, client: Cl
 
 # ---- request_async, get, list, cancel -----------------------------------------------------------------
 
-def test_request_async_with_callback_and_idempotency_key(live: Live, client: Client) -> None:  # noqa: F811
+def test_request_async_with_callback_and_idempotency_key(live: Live, client: Client) -> None:
     receiver = CallbackReceiver(live.secret)
     with serve(receiver.app) as hook:
         first = client.request_async(**EMAIL, callback_url=f"{hook}/cheqpoint", idempotency_key="email-1")
@@ -136,7 +142,7 @@ def test_get_list_and_cancel(client: Client) -> None:
 
 # ---- typed errors --------------------------------------------------------------------------------------
 
-def test_errors_are_typed_from_problem_json(live: Live, client: Client) -> None:  # noqa: F811
+def test_errors_are_typed_from_problem_json(live: Live, client: Client) -> None:
     with pytest.raises(ValidationFailedError) as invalid:
         client.request_async("issue_refund", "Refund", {"amount_cents": 5})
     assert invalid.value.status == 422 and invalid.value.type.endswith("/validation")
@@ -150,7 +156,7 @@ def test_errors_are_typed_from_problem_json(live: Live, client: Client) -> None:
         Client(api_key="cq_x", base_url="http://127.0.0.1:9", timeout=2).list()
 
 
-async def test_async_client_end_to_end(live: Live) -> None:  # noqa: F811
+async def test_async_client_end_to_end(live: Live) -> None:
     async with AsyncClient(api_key=live.key, base_url=live.url, hold_ms=250) as sdk:
         started = time.monotonic()
         held = await sdk.request_sync(**EMAIL, timeout_ms=700)
