@@ -29,6 +29,7 @@ lint: $(VENV)/.test-deps
 	$(BIN)/ruff check .
 
 bench: $(VENV)/.test-deps
+	command -v wrk >/dev/null || (command -v apt-get >/dev/null && apt-get install -y -q wrk) || true
 	$(BIN)/python bench/intake.py
 
 clean:

@@ -6,19 +6,24 @@
 2. 1,000 concurrent synchronous holds, each released by a decision: how long after its decision
    each hold returned, and the server's resident memory while holding them.
 
-Each server runs in its own process; this one only sends load. Figures depend on the machine: two
-cores here are shared by the load generator and the server.
+Each server runs in its own process. Load comes from `wrk` when it is installed (`apt-get install
+wrk`; `make bench` installs it on Debian), since a Python load generator spends as much CPU as the
+server it measures; without it, from httpx in this process (the figures then understate both servers).
+Figures depend on the machine: its cores are shared by the load generator and the server.
 """
 
 import argparse
 import asyncio
 import json
+import re
+import shutil
 import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from datetime import datetime
 from pathlib import Path
 
 import httpx
@@ -83,6 +88,27 @@ async def load(base: str, headers: dict[str, str], total: int, concurrency: int)
     return total / elapsed, latencies
 
 
+def load_with_wrk(base: str, headers: dict[str, str], seconds: int, concurrency: int) -> dict[str, float]:
+    script = Path(tempfile.mkdtemp()) / "post.lua"
+    lines = ['wrk.method = "POST"', f"wrk.body = {json.dumps(json.dumps(BODY))}",
+             'wrk.headers["Content-Type"] = "application/json"']
+    lines += [f"wrk.headers[{json.dumps(k)}] = {json.dumps(v)}" for k, v in headers.items()]
+    script.write_text("\n".join(lines) + "\n")
+    command = ["wrk", "-t1", f"-c{concurrency}", "-s", str(script), f"{base}/v1/approvals"]
+    subprocess.run([*command[:1], "-d2s", *command[1:]], capture_output=True, check=True)  # warm up
+    out = subprocess.run([*command[:1], f"-d{seconds}s", "--latency", *command[1:]], capture_output=True,
+                         text=True, check=True).stdout
+    if "Non-2xx" in out:
+        raise SystemExit(f"the server answered errors under load:\n{out}")
+
+    def millis(label: str) -> float:
+        value, unit = re.search(rf"{label}\s+([\d.]+)(us|ms|s)", out).groups()
+        return float(value) * {"us": 0.001, "ms": 1, "s": 1000}[unit]
+
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    return {"requests_per_s": rps, "p50_ms": millis("50%"), "p99_ms": millis("99%")}
+
+
 def percentile(values: list[float], p: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(len(ordered) * p))]
@@ -91,13 +117,20 @@ def percentile(values: list[float], p: float) -> float:
 async def holds(base: str, headers: dict[str, str], count: int, pid: int) -> dict[str, float]:
     limits = httpx.Limits(max_connections=count + 10, max_keepalive_connections=count + 10)
     async with httpx.AsyncClient(base_url=base, headers=headers, limits=limits, timeout=120) as client:
-        returned: dict[str, float] = {}
+        lags: list[float] = []
 
         async def hold(i: int) -> None:
-            response = await client.post("/v1/approvals", json={**BODY, "timeoutMs": 60_000},
-                                         headers={"Idempotency-Key": f"hold-{i}"})
-            returned[response.json()["approvalId"]] = time.perf_counter()
-            assert response.json()["status"] == "rejected", response.text
+            # As an agent does: one long hold, then more with `waitMs` while it is still pending.
+            approval = (await client.post("/v1/approvals", json={**BODY, "timeoutMs": 60_000})).json()
+            while approval["status"] == "pending":
+                try:
+                    approval = (await client.get(f"/v1/approvals/{approval['approvalId']}",
+                                                 params={"waitMs": 60_000})).json()
+                except httpx.TransportError:  # a kept-alive connection closed under us: ask again
+                    continue
+            # Both processes read one system clock: compare arrival with the server's `decidedAt`.
+            lags.append(time.time() - datetime.fromisoformat(approval["decidedAt"]).timestamp())
+            assert approval["status"] == "rejected", approval
 
         tasks = [asyncio.create_task(hold(i)) for i in range(count)]
         pending: list[str] = []
@@ -112,13 +145,15 @@ async def holds(base: str, headers: dict[str, str], count: int, pid: int) -> dic
                 pending += [a["approvalId"] for a in page["data"]]
         await asyncio.sleep(0.5)
         memory = rss_mb(pid)
-        decided: dict[str, float] = {}
-        for approval_id in pending:
+
+        async def decide(approval_id: str) -> None:
             response = await client.post(f"/bench/decide/{approval_id}")
-            decided[approval_id] = time.perf_counter()
             assert response.json()["outcome"] == "decided", response.text
+
+        for start in range(0, len(pending), 20):  # reviewers' clicks arrive over time, not all at once
+            await asyncio.gather(*(decide(i) for i in pending[start:start + 20]))
+            await asyncio.sleep(0.05)
         await asyncio.gather(*tasks)
-    lags = [returned[i] - decided[i] for i in decided]
     return {"holds": count, "rss_mb": memory, "release_p50_ms": percentile(lags, 0.5) * 1000,
             "release_p99_ms": percentile(lags, 0.99) * 1000, "release_max_ms": max(lags) * 1000}
 
@@ -137,14 +172,23 @@ async def connection_key(database_url: str) -> str:
         await db.close()
 
 
-def summarise(name: str, rps: float, latencies: list[float]) -> dict[str, float]:
-    return {"server": name, "requests_per_s": round(rps, 1), "p50_ms": round(percentile(latencies, 0.5) * 1000, 2),
-            "p99_ms": round(percentile(latencies, 0.99) * 1000, 2), "mean_ms": round(statistics.mean(latencies) * 1000, 2)}
+def summarise(rps: float, latencies: list[float]) -> dict[str, float]:
+    return {"requests_per_s": round(rps, 1), "p50_ms": round(percentile(latencies, 0.5) * 1000, 2),
+            "p99_ms": round(percentile(latencies, 0.99) * 1000, 2),
+            "mean_ms": round(statistics.mean(latencies) * 1000, 2)}
+
+
+def measure(base: str, headers: dict[str, str], args: argparse.Namespace) -> dict[str, float]:
+    if shutil.which("wrk"):
+        return {"load": "wrk", **load_with_wrk(base, headers, args.seconds, args.concurrency)}
+    asyncio.run(load(base, headers, 300, args.concurrency))  # warm up
+    return {"load": "httpx", **summarise(*asyncio.run(load(base, headers, args.requests, args.concurrency)))}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--requests", type=int, default=4000)
+    parser.add_argument("--seconds", type=int, default=10, help="how long wrk loads each server")
+    parser.add_argument("--requests", type=int, default=4000, help="requests per server without wrk")
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--holds", type=int, default=1000)
     args = parser.parse_args()
@@ -156,9 +200,7 @@ def main() -> None:
         headers = {"Authorization": f"Bearer {asyncio.run(connection_key(url))}"} if kind == "cheqpoint" else {}
         process, base = start(kind, url)
         try:
-            asyncio.run(load(base, headers, 300, args.concurrency))  # warm up
-            rps, latencies = asyncio.run(load(base, headers, args.requests, args.concurrency))
-            results[kind] = summarise(kind, rps, latencies)
+            results[kind] = {"server": kind, "concurrency": args.concurrency, **measure(base, headers, args)}
             print(json.dumps(results[kind]))
         finally:
             process.terminate()
@@ -171,7 +213,8 @@ def main() -> None:
     headers = {"Authorization": f"Bearer {asyncio.run(connection_key(url))}"}
     process, base = start("cheqpoint", url)
     try:
-        print(json.dumps({k: round(v, 1) for k, v in asyncio.run(holds(base, headers, args.holds, process.pid)).items()}))
+        held = asyncio.run(holds(base, headers, args.holds, process.pid))
+        print(json.dumps({k: round(v, 1) for k, v in held.items()}))
     finally:
         process.terminate()
         process.wait()

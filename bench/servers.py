@@ -68,4 +68,7 @@ def baseline_app(database_url: str) -> Any:
 if __name__ == "__main__":
     kind, database_url, port = sys.argv[1], sys.argv[2], int(sys.argv[3])
     app = cheqpoint_app(database_url) if kind == "cheqpoint" else baseline_app(database_url)
-    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", backlog=4096, limit_concurrency=None)
+    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", backlog=4096,
+                # Longer than the benchmark's pauses, as behind a load balancer, so idle kept-alive
+                # connections are not closed under the client.
+                timeout_keep_alive=75)

@@ -66,11 +66,23 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+async def _fresh_schema(url: str) -> None:
+    """The test database may hold an older run's schema: start from nothing, then migrate."""
+    db = Database(url)
+    try:
+        async with db.engine.begin() as connection:
+            await connection.execute(text("DROP SCHEMA public CASCADE"))
+            await connection.execute(text("CREATE SCHEMA public"))
+    finally:
+        await db.close()
+    await _migrate(url)
+
+
 @pytest.fixture(scope="session")
 def postgres_migrated() -> str | None:
     if not PG_URL:
         return None
-    asyncio.run(_migrate(PG_URL))
+    asyncio.run(_fresh_schema(PG_URL))
     return PG_URL
 
 

@@ -49,7 +49,7 @@ async def job_of(container, approval_id: str) -> Job:
         return await session.scalar(select(Job).where(Job.key == f"execute:{approval_id}"))
 
 
-async def attempts_of(container, job_id: int) -> list[JobAttempt]:
+async def attempts_of(container, job_id: str) -> list[JobAttempt]:
     async with container.db.read() as session:
         query = select(JobAttempt).where(JobAttempt.job_id == job_id).order_by(JobAttempt.attempt)
         return list((await session.scalars(query)).all())

@@ -17,7 +17,7 @@ async def jobs(container) -> list[Job]:
         return list((await session.scalars(select(Job).order_by(Job.id))).all())
 
 
-async def attempts(container, job_id: int) -> list[JobAttempt]:
+async def attempts(container, job_id: str) -> list[JobAttempt]:
     async with container.db.read() as session:
         return list((await session.scalars(select(JobAttempt).where(JobAttempt.job_id == job_id)
                                             .order_by(JobAttempt.attempt))).all())

@@ -10,6 +10,7 @@ from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import joinedload
 from sqlalchemy.orm.exc import StaleDataError
 
 from api.actions import EditRejected, get_action
@@ -61,12 +62,14 @@ class Decisions:
         else:
             raise RuntimeError(f"could not record a decision on {approval_id}")
         if result.approval.is_settled:
-            self.service.waiters.notify(approval_id)
+            self.service.waiters.notify(approval_id, result.approval)
         return result
 
     async def _decide(self, session: AsyncSession, approval_id: str, actor: Actor, verdict: str,
                       note: str | None, edits: dict[str, Any] | None) -> DecisionResult:
-        approval = await session.get(Approval, approval_id, with_for_update=True)
+        # One round trip: the row (locked on PostgreSQL) with its votes joined in.
+        approval = await session.get(Approval, approval_id, with_for_update={"of": Approval},
+                                     options=[joinedload(Approval.decisions)])
         if approval is None:
             raise NotFound(f"no approval {approval_id}")
         if approval.status == "pending" and approval.expires_at <= self.service.clock():
@@ -85,10 +88,10 @@ class Decisions:
                 raise ValidationFailed(f"{approval.action} has no fields a reviewer may change")
             modified, _ = spec.apply_edits(approval.effective_details, edits)
 
-        session.add(Decision(approval_id=approval.id, verdict=verdict, actor_type=actor.type, actor_id=actor.id,
-                             actor_name=actor.name, note=note, edits=edits or None, created_at=self.service.clock()))
-        await session.flush()
-        await session.refresh(approval, ["decisions"])
+        # Appended to the loaded collection, so the count below sees it without reading it back.
+        approval.decisions.append(Decision(verdict=verdict, actor_type=actor.type, actor_id=actor.id,
+                                           actor_name=actor.name, note=note, edits=edits or None,
+                                           created_at=self.service.clock()))
         if modified is not None:
             approval.modified_details = modified
             approval.changes = _changes(approval.details, modified)
@@ -138,7 +141,7 @@ class Decisions:
 
         approval = await self.service.db.write(write)
         if approval is not None:
-            self.service.waiters.notify(approval_id)
+            self.service.waiters.notify(approval_id, approval)
         return approval
 
     async def record_execution(self, approval_id: str, *, status: str, **outcome: Any) -> Approval:
@@ -155,7 +158,7 @@ class Decisions:
 
         approval = await self.service.db.write(write)
         if approval.is_settled:
-            self.service.waiters.notify(approval_id)
+            self.service.waiters.notify(approval_id, approval)
         return approval
 
 

@@ -136,7 +136,7 @@ class ApprovalService:
                 raise
             return self._replay(earlier, body)
         if created.is_settled:
-            self.waiters.notify(created.id)
+            self.waiters.notify(created.id, created)
         return Created(created, replayed=False)
 
     async def _apply_policy(self, session: AsyncSession, approval: Approval, verdict: str,
@@ -238,7 +238,7 @@ class ApprovalService:
             return approval
 
         approval = await self.db.write(write)
-        self.waiters.notify(approval.id)
+        self.waiters.notify(approval.id, approval)
         return approval
 
 

@@ -29,6 +29,8 @@ class Waiters:
         self.poll_seconds = poll_seconds
         self._events: dict[str, asyncio.Event] = {}
         self._holders: dict[str, int] = defaultdict(int)
+        # A settled approval handed over by the code that settled it, so its holds skip a database read.
+        self._handed: dict[str, Approval] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._listener = None
 
@@ -42,8 +44,8 @@ class Waiters:
         self._holders[approval_id] += 1
         deadline = asyncio.get_running_loop().time() + seconds
         try:
+            approval = await load()
             while True:
-                approval = await load()
                 remaining = deadline - asyncio.get_running_loop().time()
                 if approval.is_settled or remaining <= 0:
                     return approval
@@ -51,15 +53,21 @@ class Waiters:
                     async with asyncio.timeout(remaining):
                         await event.wait()
                 event.clear()
+                handed = self._handed.get(approval_id)
+                approval = handed if handed is not None else await load()
         finally:
             self._holders[approval_id] -= 1
             if self._holders[approval_id] == 0:
                 del self._holders[approval_id]
                 self._events.pop(approval_id, None)
+                self._handed.pop(approval_id, None)
 
-    def notify(self, approval_id: str) -> None:
+    def notify(self, approval_id: str, settled: Approval | None = None) -> None:
+        """Wake the holds on `approval_id`; `settled` is its final state, when the caller has it."""
         event = self._events.get(approval_id)
         if event is not None:
+            if settled is not None and settled.is_settled:
+                self._handed[approval_id] = settled
             event.set()
 
     @property

@@ -5,6 +5,8 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.audit.models import AuditEvent
+from api.db import utcnow
+from api.ids import new_id
 
 
 def record(
@@ -18,7 +20,8 @@ def record(
     after: dict[str, Any] | None = None,
     detail: dict[str, Any] | None = None,
 ) -> AuditEvent:
-    entry = AuditEvent(event=event, approval_id=approval_id, connection_id=connection_id, actor=actor,
+    entry = AuditEvent(id=new_id("evt"), at=session.info.get("clock", utcnow)(), event=event,
+                       approval_id=approval_id, connection_id=connection_id, actor=actor,
                        before=before, after=after, detail=detail)
     session.add(entry)
     return entry

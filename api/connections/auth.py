@@ -1,11 +1,13 @@
 """The request dependency that turns `Authorization: Bearer cq_…` into a Connection.
 
-Every request authenticates, so successful look-ups are kept for a second: a key revoked in this
-process stops working at once (the cache is cleared), one revoked by another process (the CLI)
+Every request authenticates, so successful look-ups are kept for a second, and concurrent requests
+with the same key share one look-up: a key revoked by another process (the CLI) stops working
 within `CACHE_SECONDS`.
 """
 
+import asyncio
 import time
+from collections.abc import Awaitable, Callable
 
 from fastapi import Request
 
@@ -21,6 +23,7 @@ class KeyCache:
     def __init__(self, ttl: float = CACHE_SECONDS) -> None:
         self.ttl = ttl
         self._entries: dict[str, tuple[float, Connection]] = {}
+        self._inflight: dict[str, asyncio.Future[Connection | None]] = {}
 
     def get(self, key_hash: str) -> Connection | None:
         entry = self._entries.get(key_hash)
@@ -36,20 +39,42 @@ class KeyCache:
     def clear(self) -> None:
         self._entries.clear()
 
+    async def lookup(self, key_hash: str, load: Callable[[], Awaitable[Connection | None]]) -> Connection | None:
+        """The cached Connection, or one shared `load()` for all who ask while it runs."""
+        cached = self.get(key_hash)
+        if cached is not None:
+            return cached
+        pending = self._inflight.get(key_hash)
+        if pending is not None:
+            return await asyncio.shield(pending)
+        future: asyncio.Future[Connection | None] = asyncio.get_running_loop().create_future()
+        self._inflight[key_hash] = future
+        try:
+            connection = await load()
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()  # marked retrieved: waiters, if any, re-raise it themselves
+            raise
+        finally:
+            self._inflight.pop(key_hash, None)
+        if connection is not None:
+            self.put(key_hash, connection)
+        future.set_result(connection)
+        return connection
+
 
 async def connection_for_key(request: Request, key: str | None) -> Connection:
     if not key:
         raise Unauthorized("a Connection Key is required")
     container = request.app.state.container
     cache: KeyCache = container.key_cache
-    key_hash = hash_key(key)
-    connection = cache.get(key_hash)
-    if connection is None:
+    async def load() -> Connection | None:
         async with container.db.read() as session:
-            connection = await service.authenticate(session, key)
-        if connection is None:
-            raise Unauthorized("this Connection Key is not valid or has been revoked")
-        cache.put(key_hash, connection)
+            return await service.authenticate(session, key)
+
+    connection = await cache.lookup(hash_key(key), load)
+    if connection is None:
+        raise Unauthorized("this Connection Key is not valid or has been revoked")
     return connection
 
 

@@ -32,7 +32,7 @@ class JobContext:
     services: Any  # the composition root's Services: approvals, stripe gateway, slack notifier, …
     attempt: int = 1
     max_attempts: int = 1
-    job_id: int = 0
+    job_id: str = ""
 
     @property
     def last_attempt(self) -> bool:

@@ -8,6 +8,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.db import JOBS_ENQUEUED, utcnow
+from api.ids import new_id
 from api.outbox.models import Job
 
 DEFAULT_MAX_ATTEMPTS = 8
@@ -24,7 +25,7 @@ async def enqueue(
 ) -> None:
     """Add a job; with `key`, a job already enqueued under that key makes this a no-op."""
     now = session.info.get("clock", utcnow)()
-    values = {"kind": kind, "payload": payload, "key": key, "status": "queued", "attempts": 0,
+    values = {"id": new_id("job"), "kind": kind, "payload": payload, "key": key, "status": "queued", "attempts": 0,
               "max_attempts": max_attempts, "run_at": run_at or now, "created_at": now}
     if key is None:
         # A plain add: flushed with the rest of the transaction, in one INSERT with its neighbours.

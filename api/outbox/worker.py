@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class ClaimedJob:
-    id: int
+    id: str
     kind: str
     payload: dict[str, Any]
     attempt: int

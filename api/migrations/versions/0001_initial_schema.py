@@ -21,7 +21,7 @@ depends_on = None
 
 def upgrade() -> None:
     op.create_table('audit_events',
-    sa.Column('id', sa.Integer(), autoincrement=True, nullable=False),
+    sa.Column('id', sa.String(length=40), nullable=False),
     sa.Column('at', api.db.UTCDateTime(timezone=True), nullable=False),
     sa.Column('event', sa.String(length=60), nullable=False),
     sa.Column('approval_id', sa.String(length=40), nullable=True),
@@ -48,7 +48,7 @@ def upgrade() -> None:
     sa.UniqueConstraint('key_hash')
     )
     op.create_table('jobs',
-    sa.Column('id', sa.Integer(), autoincrement=True, nullable=False),
+    sa.Column('id', sa.String(length=40), nullable=False),
     sa.Column('kind', sa.String(length=60), nullable=False),
     sa.Column('payload', JSON, nullable=False),
     sa.Column('key', sa.String(length=200), nullable=True),
@@ -113,7 +113,7 @@ def upgrade() -> None:
 
     op.create_table('job_attempts',
     sa.Column('id', sa.Integer(), autoincrement=True, nullable=False),
-    sa.Column('job_id', sa.Integer(), nullable=False),
+    sa.Column('job_id', sa.String(length=40), nullable=False),
     sa.Column('attempt', sa.Integer(), nullable=False),
     sa.Column('started_at', api.db.UTCDateTime(timezone=True), nullable=False),
     sa.Column('finished_at', api.db.UTCDateTime(timezone=True), nullable=False),
