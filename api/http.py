@@ -88,9 +88,13 @@ class BodyLimit:
 
     async def _refuse(self, scope: Scope, send: Send) -> None:
         error = PayloadTooLarge(f"request bodies are limited to {self.limit // 1024} KB")
-        body = json.dumps(error.problem()).encode()
+        if scope["path"].startswith("/api/"):  # the Cheqpoint-compatible API answers errors its own way
+            body, media_type = json.dumps({"error": error.detail}).encode(), "application/json"
+        else:
+            body, media_type = json.dumps(error.problem()).encode(), PROBLEM
         await send({"type": "http.response.start", "status": 413,
-                    "headers": [(b"content-type", PROBLEM.encode()), (b"content-length", str(len(body)).encode())]})
+                    "headers": [(b"content-type", media_type.encode()),
+                                (b"content-length", str(len(body)).encode())]})
         await send({"type": "http.response.body", "body": body})
 
 

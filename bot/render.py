@@ -53,7 +53,9 @@ async def _snapshots(session: AsyncSession, rows: Sequence[Approval]) -> list[Sn
     out = []
     for row in rows:
         name = names.get(row.connection_id, row.connection_id)
-        data = {**approval_out(row), "version": row.version, "connectionName": name}
+        # riskScore and trace come only from the Cheqpoint-compatible API; reviewers see them too.
+        data = {**approval_out(row), "version": row.version, "connectionName": name,
+                "riskScore": (row.extra or {}).get("riskScore"), "trace": (row.extra or {}).get("trace")}
         out.append(Snapshot(row, data, name))
     return out
 

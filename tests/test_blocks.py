@@ -125,6 +125,15 @@ def test_review_message_names_the_connection_summary_justification_and_assessmen
         assert fact in shown
 
 
+def test_review_message_shows_risk_score_metadata_and_trace_when_given():
+    plain = texts(review_message(approval(), connection_name="c", test_mode=False, version=1)[1])
+    assert "Risk score" not in plain and "Trace" not in plain
+    given = approval(riskScore=0.42, metadata={"ticket": "T-1"}, trace={"step": "refund", "span": 3})
+    shown = texts(review_message(given, connection_name="c", test_mode=False, version=1)[1])
+    for fact in ("*Risk score*\n0.42", "*Metadata*\nticket: T-1", '{"step":"refund","span":3}'):
+        assert json.dumps(fact, ensure_ascii=False)[1:-1] in shown
+
+
 def test_dashboard_links_say_test_only_in_test_mode():
     _, live = review_message(approval(), connection_name="c", test_mode=False, version=1)
     _, test = review_message(approval(), connection_name="c", test_mode=True, version=1)

@@ -234,6 +234,13 @@ def test_malformed_json_and_unknown_ids(live: Live) -> None:
     assert httpx.get(f"{live.url}/api/approvals/{theirs}", headers=headers).status_code == 404
 
 
+def test_oversized_body_is_413_with_an_error(live: Live) -> None:
+    body = {"action": "send_email", "summary": "s", "details": {"text": "x" * (300 * 1024)}}
+    response = httpx.post(f"{live.url}/api/approvals/request", headers={"x-api-key": live.key}, json=body)
+    assert response.status_code == 413
+    assert response.json() == {"error": "request bodies are limited to 256 KB"}
+
+
 def test_idempotency_key_is_honoured(live: Live) -> None:
     headers = {"x-api-key": live.key, "Idempotency-Key": "email-7"}
     body = {"action": "send_email", "summary": "s", "details": {"to": "x"}}

@@ -4,6 +4,7 @@ Blocks are built with `slack_sdk.models` so Slack's own limits are checked when 
 serialised; text is cut to those limits here, before it could make a whole message fail.
 """
 
+import json
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -111,11 +112,23 @@ def assessment_fields(approval: Approval) -> list[str]:
     if risk:
         mark = _RISK_MARKS.get(risk)
         fields.append(f"*Risk*\n{mark + ' ' if mark else ''}{layout.escape(risk)}")
+    if approval.get("riskScore") is not None:
+        fields.append(f"*Risk score*\n{approval['riskScore']}")
     priority = approval.get("priority")
     if priority:
         mark = "⚡ " if priority == "urgent" else ""
         fields.append(f"*Priority*\n{mark}{layout.escape(priority)}")
+    metadata = approval.get("metadata") or {}
+    if metadata:
+        pairs = ", ".join(f"{key}: {value}" for key, value in metadata.items())
+        fields.append(f"*Metadata*\n{layout.escape(_clip(pairs))}")
+    if approval.get("trace"):
+        fields.append(f"*Trace*\n`{layout.escape(_clip(json.dumps(approval['trace'], separators=(',', ':'))))}`")
     return fields
+
+
+def _clip(text: str, limit: int = 300) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def votes_line(approval: Approval) -> str | None:
