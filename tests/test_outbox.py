@@ -111,6 +111,7 @@ async def test_enqueue_wakes_the_running_worker(container):
         await asyncio.sleep(0.05)
         await container.db.write(lambda s: enqueue(s, "test.wake", {}))
         await asyncio.wait_for(done.wait(), 2)
+        assert done.is_set()
     finally:
         container.worker.stop()
         await task

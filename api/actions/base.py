@@ -7,6 +7,7 @@ policy, Slack and the CLI only ever see this interface.
 
 import copy
 import re
+from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
@@ -77,7 +78,7 @@ _TRUE = {"true", "yes", "on", "1"}
 _FALSE = {"false", "no", "off", "0"}
 
 
-class ActionSpec:
+class ActionSpec(ABC):
     name: ClassVar[str]
     title: ClassVar[str]
     details_model: ClassVar[type[BaseModel]]
@@ -212,8 +213,9 @@ class ActionSpec:
         gateway's StripeRetryable / StripeFinal / StripeNotConfigured."""
         return await self.run(gateway, self._model(details), idempotency_key)
 
+    @abstractmethod
     async def run(self, gateway: StripeGateway, details: Any, idempotency_key: str) -> ExecutionOutcome:
-        raise NotImplementedError
+        """The action's own Stripe call, with validated details."""
 
     async def earlier_outcome(self, gateway: StripeGateway, details: dict[str, Any]) -> ExecutionOutcome | None:
         """Asked when a repeated execution (an earlier attempt may have reached Stripe and its
