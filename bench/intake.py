@@ -132,6 +132,7 @@ async def holds(base: str, headers: dict[str, str], count: int, pid: int) -> dic
             lags.append(time.time() - datetime.fromisoformat(approval["decidedAt"]).timestamp())
             assert approval["status"] == "rejected", approval
 
+        idle = rss_mb(pid)
         tasks = [asyncio.create_task(hold(i)) for i in range(count)]
         pending: list[str] = []
         while len(pending) < count:
@@ -154,8 +155,13 @@ async def holds(base: str, headers: dict[str, str], count: int, pid: int) -> dic
             await asyncio.gather(*(decide(i) for i in pending[start:start + 20]))
             await asyncio.sleep(0.05)
         await asyncio.gather(*tasks)
-    return {"holds": count, "rss_mb": memory, "release_p50_ms": percentile(lags, 0.5) * 1000,
-            "release_p99_ms": percentile(lags, 0.99) * 1000, "release_max_ms": max(lags) * 1000}
+        server_lags = (await client.get("/bench/releases")).json()
+    return {"holds": count, "rss_idle_mb": idle, "rss_mb": memory,
+            "server_release_p50_ms": percentile(server_lags, 0.5) * 1000,
+            "server_release_p99_ms": percentile(server_lags, 0.99) * 1000,
+            "server_release_max_ms": max(server_lags) * 1000, "server_releases": len(server_lags),
+            "client_release_p50_ms": percentile(lags, 0.5) * 1000,
+            "client_release_p99_ms": percentile(lags, 0.99) * 1000, "client_release_max_ms": max(lags) * 1000}
 
 
 async def connection_key(database_url: str) -> str:

@@ -6,6 +6,7 @@ and does one naive SQLAlchemy async insert per request.
 """
 
 import sys
+import time
 from typing import Any
 
 import uvicorn
@@ -18,6 +19,22 @@ def cheqpoint_app(database_url: str) -> Any:
 
     app = create_app(Settings(_env_file=None, database_url=database_url))
     container = app.state.container
+
+    # Server-side release delay: from the decision's timestamp to the moment the hold lets go.
+    releases: list[float] = []
+    hold = container.approvals.hold
+
+    async def timed_hold(*args: Any, **kwargs: Any) -> Any:
+        approval = await hold(*args, **kwargs)
+        if approval.decided_at is not None and approval.status != "pending":
+            releases.append(time.time() - approval.decided_at.timestamp())
+        return approval
+
+    container.approvals.hold = timed_hold
+
+    @app.get("/bench/releases")
+    async def release_delays() -> list[float]:
+        return releases
 
     @app.post("/bench/decide/{approval_id}")
     async def decide(approval_id: str) -> dict[str, str]:

@@ -29,7 +29,9 @@ async def create_approval(
     created = await container.approvals.create(connection, Intake(body, idempotency_key=idempotency_key))
     approval = created.approval
     if body.timeout_ms is not None:
-        approval = await container.approvals.hold(connection.id, approval.id, body.timeout_ms)
+        approval_id, timeout_ms = approval.id, body.timeout_ms
+        del approval, created, body  # what the hold does not need is not kept while it waits
+        approval = await container.approvals.hold(connection.id, approval_id, timeout_ms)
         return JSONResponse(approval_out(approval), status_code=200)
     return JSONResponse(approval_out(approval), status_code=202 if approval.status == "pending" else 200)
 

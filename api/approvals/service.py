@@ -205,6 +205,7 @@ class ApprovalService:
         approval = await self.get(connection_id, approval_id)
         if approval.is_settled or wait_ms <= 0:
             return approval
+        del approval
         return await self.waiters.hold(approval_id, min(wait_ms, MAX_HOLD_MS) / 1000,
                                        lambda: self.get(connection_id, approval_id))
 

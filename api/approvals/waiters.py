@@ -49,6 +49,7 @@ class Waiters:
                 remaining = deadline - asyncio.get_running_loop().time()
                 if approval.is_settled or remaining <= 0:
                     return approval
+                del approval  # not kept while waiting: a thousand holds would keep a thousand rows
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(remaining):
                         await event.wait()

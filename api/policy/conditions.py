@@ -12,13 +12,19 @@ accessors (`now.getHours("Europe/Paris")`), absent from the Rust crate.
 """
 
 import re
+import sys
+import types
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone, tzinfo
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import cel
+# The `cel` package imports its interactive CLI (typer, rich, prompt_toolkit, pygments: about 20 MB
+# resident) as a side effect; the service only compiles and evaluates, so unless something already
+# loaded the real module, an empty one stands in for it.
+sys.modules.setdefault("cel.cli", types.ModuleType("cel.cli"))
+import cel  # noqa: E402
 
 
 class ConditionSyntaxError(Exception):
