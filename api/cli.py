@@ -69,9 +69,7 @@ async def container() -> AsyncIterator[Any]:
     try:
         yield built
     finally:
-        await built.gateway.aclose()
-        await built.http.aclose()
-        await built.db.close()
+        await built.close()
 
 
 def _configure_logging() -> None:

@@ -58,6 +58,12 @@ class Container:
     # by `running()`), and whatever else they keep here (the Slack notifier, …).
     extras: dict[str, Any] = field(default_factory=dict)
 
+    async def close(self) -> None:
+        """Release what the container itself opened: the Stripe client, the HTTP client, the database."""
+        await self.gateway.aclose()
+        await self.http.aclose()
+        await self.db.close()
+
 
 def load_configured_policy(settings: Settings) -> Policy:
     if settings.policy_file:
@@ -111,9 +117,7 @@ async def running(container: Container, *, worker: bool = True) -> AsyncIterator
         await container.waiters.stop()
         for close in container.extras.get("on_close", []):
             await close()
-        await container.gateway.aclose()
-        await container.http.aclose()
-        await container.db.close()
+        await container.close()
 
 
 def create_app(settings: Settings | None = None, *, container: Container | None = None,

@@ -36,7 +36,7 @@ class Waiters:
 
     async def hold(self, approval_id: str, seconds: float,
                    load: Callable[[], Awaitable[Approval]]) -> Approval:
-        """Return the approval once settled, or as it stands when `seconds` have have passed.
+        """Return the approval once settled, or as it stands when `seconds` have passed.
 
         The hold is registered before the first load, so a decision committed in between still wakes it.
         """
