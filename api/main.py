@@ -33,6 +33,7 @@ from api.outbox.registry import JobContext, JobRegistry
 from api.outbox.worker import Worker
 from api.policy import Policy, default_policy, load_policy
 from api.policy.usage import compute_totals
+from api.stripe_webhooks.routes import router as stripe_webhooks_router
 
 log = logging.getLogger("cheqpoint")
 
@@ -138,6 +139,7 @@ def create_app(settings: Settings | None = None, *, container: Container | None 
     install_error_handlers(app)
     app.include_router(approvals_router)
     app.include_router(compat_router)
+    app.include_router(stripe_webhooks_router)
     for router in container.extras.get("routers", []):
         app.include_router(router)
 

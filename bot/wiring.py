@@ -17,7 +17,7 @@ from api.outbox.service import enqueue
 from bot.app import Inflight, build_bolt_app, web_client
 from bot.approvers import ApproverDirectory
 from bot.blocks import AlertKind
-from bot.notifier import ALERT, POST, REMIND, UPDATE, Notifier, post_key
+from bot.notifier import ALERT, POST, REMIND, UPDATE, Notifier, enqueue_execution_update, post_key
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +29,9 @@ def subscriber(alerts_channel: str | None) -> Any:
     """Runs inside the approval's transaction, so it only enqueues."""
 
     async def on_event(session: AsyncSession, approval: Approval, event: str) -> None:
+        if event == "execution_updated":  # a later outcome from Stripe: its own message, thread reply, alert
+            await enqueue_execution_update(session, approval, alerts_channel)
+            return
         if event == "created":
             await enqueue(session, POST, {"approval_id": approval.id}, key=post_key(approval.id))
             halfway = approval.created_at + (approval.expires_at - approval.created_at) / 2

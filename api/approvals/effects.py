@@ -17,6 +17,7 @@ EVENTS = frozenset({
     "vote",           # one approval of several recorded; still pending
     "approved", "rejected", "expired", "cancelled",
     "executed", "execution_failed",
+    "execution_updated",  # Stripe reported a later outcome (a refund or payout failed, a payout was paid, …)
 })
 
 Subscriber = Callable[[AsyncSession, Approval, str], Awaitable[None]]

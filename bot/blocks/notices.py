@@ -1,7 +1,8 @@
-"""One-line texts: reminders to approvers and the finance team's alerts."""
+"""One-line texts: reminders to approvers, the finance team's alerts, and later outcomes from Stripe."""
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from enum import StrEnum
+from typing import Any
 
 from bot import layout
 from bot.blocks.common import Approval, effective_details, title
@@ -12,6 +13,7 @@ class AlertKind(StrEnum):
     EXECUTION_FAILED = "execution_failed"
     EXPIRED = "expired"
     AUTO_APPROVED = "auto_approved"
+    EXECUTION_UPDATED = "execution_updated"  # Stripe reported a later outcome; the alert carries it
 
 
 def reminder_text(approval: Approval, approvers: Sequence[str]) -> str:
@@ -25,12 +27,18 @@ def reminder_text(approval: Approval, approvers: Sequence[str]) -> str:
     return f"{text} (expires {expires})" if expires else text
 
 
-def alert_text(kind: AlertKind | str, approval: Approval, permalink: str | None) -> str:
-    """A finance alert: what happened to which request, and a link to its message."""
+def alert_text(kind: AlertKind | str, approval: Approval, permalink: str | None, *,
+               update: Mapping[str, Any] | None = None, test_mode: bool = False) -> str:
+    """A finance alert: what happened to which request, and a link to its message.
+
+    `update`: for EXECUTION_UPDATED, the execution as it was when Stripe's event was applied.
+    """
     kind = AlertKind(kind)
     headline = layout.escape(title(approval, effective_details(approval)))
     what = f"*{headline}* (`{layout.escape(approval.get('approvalId', ''))}`)"
-    if kind is AlertKind.EXECUTION_FAILED:
+    if kind is AlertKind.EXECUTION_UPDATED:
+        text = f"{execution_update_text(update or {}, test_mode=test_mode)} Request: {what}"
+    elif kind is AlertKind.EXECUTION_FAILED:
         error = (approval.get("execution") or {}).get("error") or {}
         text = f"❌ Stripe call failed for approved request {what}: {error_text(error)}"
     elif kind is AlertKind.EXPIRED:
@@ -49,4 +57,26 @@ def delivery_failed_text(approval: Approval, what: str, channel: str, error: str
     text = (f"⚠️ Could not {layout.escape(what)} for *{headline}* (`{ident}`) in <#{layout.escape(channel)}>: "
             f"`{layout.escape(error)}`. Fix the Slack set-up; meanwhile decide with "
             f"`cheqpoint approvals approve {ident}` or `reject {ident} --note …`.")
+    return " ".join(text.split())
+
+
+_OBJECT_NOUNS = {"refund": "refund", "payout": "payout", "dispute": "dispute"}
+
+
+def execution_update_text(update: Mapping[str, Any], *, test_mode: bool) -> str:
+    """`❌ Stripe reports the refund re_… is now *failed*: …`: a later outcome, in the thread and in alerts.
+
+    `update` is `{"status", "stripeObjectId", "object", "objectStatus", "error"}`: the execution after
+    the event, so the text says what that event changed even when a later one changed it again.
+    """
+    failed = update.get("status") == "failed"
+    noun = _OBJECT_NOUNS.get(str(update.get("object")), "object")
+    object_id = update.get("stripeObjectId")
+    link = f" {layout.stripe_link(object_id, test_mode=test_mode)}" if object_id else ""
+    state = layout.escape(layout.humanize(update.get("objectStatus") or "updated"))
+    text = f"{'❌' if failed else 'ℹ️'} Stripe reports the {noun}{link} is now *{state}*"
+    if failed:
+        text += f": {error_text(update.get('error') or {})}. The execution is now marked failed."
+    else:
+        text += "."
     return " ".join(text.split())
