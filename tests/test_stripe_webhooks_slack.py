@@ -74,4 +74,5 @@ async def test_a_paid_payout_is_told_in_the_thread_as_paid(make_settings, clock)
         assert response.json()["outcome"] == "applied"
         (reply,) = thread_replies(h.slack, ts)
         assert "*paid*" in reply["text"] and "failed" not in reply["text"]
+        assert "now *paid*" in str(h.slack.message(REVIEW, ts)["blocks"])
         assert any(approval_id in m["text"] and "*paid*" in m["text"] for m in h.slack.messages_in(ALERTS))

@@ -21,6 +21,8 @@ from bot.blocks.common import (
 )
 from bot.ids import BlockId
 
+# Object statuses Stripe reaches after the call succeeded, shown on the message once its webhook says so.
+_LATER_STATUSES = frozenset({"paid", "won", "lost", "warning_closed"})
 _OUTCOME_MARKS = {"approved": "✅", "rejected": "⛔", "expired": "⌛", "cancelled": "🚫"}
 
 
@@ -108,7 +110,10 @@ def execution_text(approval: Approval, *, test_mode: bool) -> str | None:
     if status == "succeeded":
         object_id = execution.get("stripeObjectId")
         done = layout.stripe_link(object_id, test_mode=test_mode) if object_id else "done"
-        return f"✅ *Stripe:* succeeded — {done}"
+        # A later status Stripe reported (a payout paid, a dispute won) is shown beside the object.
+        later = (execution.get("result") or {}).get("status")
+        shown = f" · now *{layout.escape(layout.humanize(later))}*" if later in _LATER_STATUSES else ""
+        return f"✅ *Stripe:* succeeded — {done}{shown}"
     if status == "failed":
         return f"❌ *Stripe:* failed — {error_text(execution.get('error') or {})}"
     return "ℹ️ Cheqpoint does not run this one: the agent acts on the decision."
