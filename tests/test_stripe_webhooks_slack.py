@@ -5,6 +5,8 @@ The request is approved by a signed click into /slack/events, executed against t
 Stripe's event arrives signed at /stripe/webhook; Slack's side is read from the fake Slack Web API.
 """
 
+from pathlib import Path
+
 from tests.fakes.stripe_events import payout_paid, refund_failed, signed
 from tests.slack_helpers import ALERTS, REVIEW, SlackHarness, has_buttons
 from tests.stripe_webhook_harness import WEBHOOK_SECRET, harness
@@ -76,3 +78,25 @@ async def test_a_paid_payout_is_told_in_the_thread_as_paid(make_settings, clock)
         assert "*paid*" in reply["text"] and "failed" not in reply["text"]
         assert "now *paid*" in str(h.slack.message(REVIEW, ts)["blocks"])
         assert any(approval_id in m["text"] and "*paid*" in m["text"] for m in h.slack.messages_in(ALERTS))
+
+
+async def test_a_rule_approved_refund_that_fails_later_is_told_to_finance_only(make_settings, clock):
+    policy = Path(__file__).parent / "policies" / "contract_example.yaml"  # small duplicate refunds: approve
+    async with harness(make_settings, clock, with_slack=True, policy_file=policy) as h:
+        charge = h.stripe.add_charge(amount=4000, currency="usd")
+        body = {"action": "issue_refund", "summary": "Small duplicate", "callbackUrl": h.hook_url,
+                "details": {"charge_id": charge["id"], "amount_cents": 4000, "currency": "usd",
+                            "reason": "duplicate"}}
+        created = await h.http.post("/v1/approvals", json=body, headers=h.auth)
+        assert created.status_code == 200 and created.json()["status"] == "approved"
+        await h.container.worker.drain()
+        alerts_before = len(h.slack.messages_in(ALERTS))  # the rule's own "approved automatically" alert
+
+        response = await h.deliver(refund_failed(h.stripe.refunds[0]))
+        await h.container.worker.drain()
+
+        assert response.json()["outcome"] == "applied"
+        assert h.slack.messages_in(REVIEW) == []  # no review message, so no thread to reply in
+        (alert,) = h.slack.messages_in(ALERTS)[alerts_before:]
+        assert h.stripe.refunds[0]["id"] in alert["text"] and "*failed*" in alert["text"]
+        assert len(h.callbacks(UPDATED)) == 1
