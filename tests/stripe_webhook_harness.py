@@ -15,7 +15,7 @@ from api.callbacks.models import CallbackDelivery
 from api.connections import service as connections
 from api.main import Container, build_container, create_app, running
 from api.stripe_webhooks.models import StripeEvent
-from tests.fakes.receiver import CallbackReceiver
+from tests.fakes.receiver import CallbackReceiver, Event
 from tests.fakes.server import serve
 from tests.fakes.slack import FakeSlack
 from tests.fakes.stripe import FakeStripe
@@ -69,7 +69,7 @@ class Harness:
         assert response.status_code == 200
         return response.json()
 
-    def callbacks(self, event_type: str) -> list[Any]:
+    def callbacks(self, event_type: str) -> list[Event]:
         return [e for e in self.receiver.events if e.payload["type"] == event_type]
 
     async def count(self, model: Any, *criteria: Any) -> int:

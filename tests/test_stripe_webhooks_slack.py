@@ -6,19 +6,21 @@ Stripe's event arrives signed at /stripe/webhook; Slack's side is read from the 
 """
 
 from pathlib import Path
+from typing import Any
 
+from tests.fakes.slack import FakeSlack
 from tests.fakes.stripe_events import payout_paid, refund_failed, signed
 from tests.slack_helpers import ALERTS, REVIEW, SlackHarness, has_buttons
-from tests.stripe_webhook_harness import WEBHOOK_SECRET, harness
+from tests.stripe_webhook_harness import WEBHOOK_SECRET, Harness, harness
 
 UPDATED = "approval.execution_updated"
 
 
-def thread_replies(slack, ts: str) -> list[dict]:
+def thread_replies(slack: FakeSlack, ts: str) -> list[dict[str, Any]]:
     return [m for m in slack.messages_in(REVIEW) if m["thread_ts"] == ts]
 
 
-async def approved_by_click_and_executed(h, action: str, details: dict) -> tuple[str, str]:
+async def approved_by_click_and_executed(h: Harness, action: str, details: dict[str, Any]) -> tuple[str, str]:
     """The request posted for review, approved with the button, executed; its id and message ts."""
     approval_id = await h.request(action, details)
     await h.container.worker.drain()
