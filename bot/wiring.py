@@ -63,6 +63,7 @@ def install_slack(container: Any) -> None:
     settings = container.settings
     client = web_client(settings, interactive=True)
     directory = ApproverDirectory(client, settings.approvers, container.clock)
+    container.authority.groups = directory  # who may decide is the core's call; Slack knows the groups
     inflight = Inflight()
     app = build_bolt_app(container, client=client, directory=directory, inflight=inflight)
     notifier = Notifier(web_client(settings, interactive=False), settings, directory)
