@@ -101,9 +101,9 @@ class Decisions:
 
     async def _audit(self, approval: Approval, event: str, actor: Actor, detail: dict[str, Any]) -> None:
         """An attempt that changed nothing, kept in its own transaction: who tried matters too."""
-        def record(session: AsyncSession) -> Any:
-            return audit.record(session, event, approval_id=approval.id, connection_id=approval.connection_id,
-                                actor=actor.audit_dict(), detail=detail)
+        async def record(session: AsyncSession) -> None:
+            audit.record(session, event, approval_id=approval.id, connection_id=approval.connection_id,
+                         actor=actor.audit_dict(), detail=detail)
 
         await self.service.db.write(record)
 
