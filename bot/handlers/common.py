@@ -72,9 +72,11 @@ async def authorised(deps: Deps, client: AsyncWebClient | None, body: dict[str, 
     return False
 
 
-async def audit_refusal(deps: Deps, snapshot: Snapshot, actor: Actor, detail: dict[str, Any]) -> None:
+async def audit_refusal(deps: Deps, snapshot: Snapshot, actor: Actor, detail: dict[str, Any], *,
+                        event: str = "decision.refused") -> None:
+    """An attempt that changed nothing, kept in the audit trail with who made it."""
     async def record(session: AsyncSession) -> None:
-        audit.record(session, "decision.refused", approval_id=snapshot.id, connection_id=snapshot.row.connection_id,
+        audit.record(session, event, approval_id=snapshot.id, connection_id=snapshot.row.connection_id,
                      actor=actor.as_dict(), detail=detail)
 
     await deps.db.write(record)

@@ -17,7 +17,16 @@ from api.errors import UpstreamUnavailable, ValidationFailed
 from bot import layout, render
 from bot.blocks import read_edit_submission, read_note
 from bot.handlers.actions import edit_currency
-from bot.handlers.common import Deps, actor_of, already_text, authorised, refresh, refusal_text, stale_text
+from bot.handlers.common import (
+    Deps,
+    actor_of,
+    already_text,
+    audit_refusal,
+    authorised,
+    refresh,
+    refusal_text,
+    stale_text,
+)
 from bot.ids import BlockId, ButtonRef, CallbackId, field_block_id
 
 
@@ -105,6 +114,9 @@ def register(app: Any, deps: Deps) -> None:
         currency = await edit_currency(deps, snapshot.row)
         edits, errors = read_edit_submission(values, fields, currency, current_details=current)
         if errors:
+            await audit_refusal(deps, snapshot, actor_of(body), {"reason": "edit refused", "errors": errors,
+                                                                 "revision": ref.version},
+                                event="decision.edit_refused")
             return await ack(response_action="errors", errors=errors)
         # Prefilled inputs come back unchanged; only real changes are edits (and fill modifiedDetails).
         edits = {name: value for name, value in edits.items() if value != layout.lookup(current, name)}
