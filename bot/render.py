@@ -29,7 +29,8 @@ CONFIRM_OVER_MAJOR = 1000
 @dataclass(frozen=True)
 class Snapshot:
     row: Approval
-    data: dict[str, Any]  # approval_out(row) + `version`, `revisedBy` and `connectionName`, for the builders
+    # approval_out(row) + `version` (the revision buttons name), `revisedBy` and `connectionName`
+    data: dict[str, Any]
     connection_name: str
 
     @property
@@ -38,6 +39,11 @@ class Snapshot:
 
     @property
     def version(self) -> int:
+        """The row's version, which every change bumps: tells a job its picture is out of date."""
+        return self.row.version
+
+    @property
+    def revision(self) -> int:
         """What buttons and modals carry: the content's revision, which votes do not change."""
         return self.row.revision
 
@@ -101,6 +107,6 @@ def message(snapshot: Snapshot, settings: Settings) -> tuple[str, list[dict]]:
     test_mode = settings.stripe_test_mode
     if snapshot.pending:
         return review_message(snapshot.data, connection_name=snapshot.connection_name, test_mode=test_mode,
-                              version=snapshot.version, confirm_over_minor=confirm_over_minor(snapshot.data),
+                              version=snapshot.revision, confirm_over_minor=confirm_over_minor(snapshot.data),
                               can_edit=bool(editable_fields(snapshot.row)))
     return decided_message(snapshot.data, connection_name=snapshot.connection_name, test_mode=test_mode)

@@ -79,6 +79,10 @@ async def test_an_edit_resets_the_quorum_and_a_stale_click_changes_nothing(make_
             shown = json.dumps(message["blocks"], ensure_ascii=False)
             assert "votes were reset" in shown and "<@UBOB>" in shown and "$5,000.00" in shown
             assert ButtonRef.loads(await current_button(slack, approval_id)).version == 2
+            # … and the approvers are asked again, in the message's thread.
+            channel, ts = await slack.location(approval_id)
+            (asked,) = [m for m in slack.fake.messages_in(channel) if m["thread_ts"] == ts]
+            assert "<@UALICE> <@UBOB>" in asked["text"] and "Votes were reset" in asked["text"]
 
             # Alice clicks Approve on the message as she saw it ($500): refused as stale, nothing recorded.
             await click_value(slack, approval_id, old_value, user=ALICE)

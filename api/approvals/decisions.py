@@ -158,6 +158,8 @@ class Decisions:
                                  "revision": approval.revision, "changes": approval.changes or None})
             await session.flush()
             await self.effects.emit(session, approval, "vote")
+            if modified is not None:
+                await self.effects.emit(session, approval, "revised")
             return DecisionResult(approval, "vote", revised=modified is not None)
         await state.finalize(session, self.effects, approval, "approved", actor, note)
         if approval.execute:

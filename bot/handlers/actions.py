@@ -56,7 +56,7 @@ async def _pending_for(deps: Deps, client: AsyncWebClient, body: dict[str, Any],
         await tell(client, body, already_text(snapshot.data))
         await refresh(deps, snapshot.id)
         return None
-    if ref.version != snapshot.version:
+    if ref.version != snapshot.revision:
         await refuse_stale(deps, client, body, snapshot, ref.version, verdict)
         return None
     return snapshot, ref
@@ -118,7 +118,7 @@ def register(app: Any, deps: Deps) -> None:
         found = await _pending_for(deps, client, body, "reject")
         if found is not None:
             snapshot, _ = found
-            await client.views_open(trigger_id=body["trigger_id"], view=reject_modal(snapshot.data, snapshot.version))
+            await client.views_open(trigger_id=body["trigger_id"], view=reject_modal(snapshot.data, snapshot.revision))
 
     @app.action(ActionId.EDIT)
     async def edit(ack: Any, body: dict[str, Any], client: AsyncWebClient) -> None:
@@ -132,5 +132,5 @@ def register(app: Any, deps: Deps) -> None:
             await tell(client, body, "Nothing in this request can be changed; approve or reject it as it is.")
             return
         currency = await edit_currency(deps, snapshot.row)
-        view = edit_modal(snapshot.data, snapshot.version, fields, currency=currency)
+        view = edit_modal(snapshot.data, snapshot.revision, fields, currency=currency)
         await client.views_open(trigger_id=body["trigger_id"], view=view)

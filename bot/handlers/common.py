@@ -100,7 +100,7 @@ async def refuse_stale(deps: Deps, client: AsyncWebClient, body: dict[str, Any],
                        seen: int, verdict: str) -> None:
     """The click named an older revision: audit it, tell the person, bring the message up to date."""
     await audit_refusal(deps, snapshot, actor_of(body), {"reason": "stale revision", "seen": seen,
-                                                         "current": snapshot.version, "verdict": verdict})
+                                                         "current": snapshot.revision, "verdict": verdict})
     await tell(client, body, stale_text(snapshot.data))
     await refresh(deps, snapshot.id)
 

@@ -105,7 +105,7 @@ def register(app: Any, deps: Deps) -> None:
             return
         values = view["state"]["values"]
         snapshot = await render.load(deps.db, ref.approval_id)
-        if snapshot is None or ref.version != snapshot.version:
+        if snapshot is None or ref.version != snapshot.revision:
             # Gone, or the request changed since the form opened: the decision service says which
             # (and audits it) before the inputs are read against details they were not filled from.
             return await submit(ack, deps, body, snapshot, "approve", revision=ref.version, note=None, edits=None)
