@@ -94,6 +94,7 @@ async def test_an_edit_resets_the_quorum_and_a_stale_click_changes_nothing(make_
             assert stripe.refunds == []
 
             # Only a fresh approval of revision 2 executes it, with exactly the payload approved.
+            fresh_value = await current_button(slack, approval_id)
             await slack.click("approve", approval_id, user=ALICE)
             await slack.settle()
             final = await slack.approval(approval_id)
@@ -102,6 +103,12 @@ async def test_an_edit_resets_the_quorum_and_a_stale_click_changes_nothing(make_
             assert [refund["amount"] for refund in stripe.refunds] == [500_000]
             revised = await slack.audit("approval.revised")
             assert [(e.actor["id"], e.detail["votesReset"]) for e in revised] == [(BOB, [ALICE])]
+
+            # A click after the end is told so, and audited as well.
+            await click_value(slack, approval_id, fresh_value, user=BOB)
+            assert "already approved" in slack.ephemerals_to(BOB)[-1]
+            late = [e for e in await slack.audit("decision.refused") if e.detail["reason"] == "already approved"]
+            assert [e.actor["id"] for e in late] == [BOB]
 
 
 async def test_a_form_opened_on_an_older_revision_is_refused_in_the_modal(make_settings, clock, tmp_path):

@@ -23,6 +23,7 @@ from bot.handlers.common import (
     Deps,
     actor_of,
     already_text,
+    audit_refusal,
     authorised,
     button_ref,
     from_home,
@@ -53,6 +54,8 @@ async def _pending_for(deps: Deps, client: AsyncWebClient, body: dict[str, Any],
     if not await authorised(deps, client, body, snapshot, verdict):
         return None
     if not snapshot.pending:
+        await audit_refusal(deps, snapshot, actor_of(body), {"reason": f"already {snapshot.row.status}",
+                                                             "verdict": verdict})
         await tell(client, body, already_text(snapshot.data))
         await refresh(deps, snapshot.id)
         return None
