@@ -200,3 +200,27 @@ async def test_a_stranger_is_refused_and_the_core_refuses_too(make_settings, clo
         assert (await slack.approval(approval_id))["approvals"] == []
         (refused,) = await slack.audit("decision.refused")
         assert refused.actor["id"] == MALLORY
+
+
+async def test_the_current_policy_rule_names_who_decides(make_settings, clock, tmp_path):
+    """The rule named by the request, as the policy reads now: a changed rule moves the right at once."""
+    rule = "rules:\n  - name: refunds\n    actions: [issue_refund]\n    decision: review\n    approvers: [{}]\n"
+    first, second = tmp_path / "first.yaml", tmp_path / "second.yaml"
+    first.write_text(rule.format(BOB))
+    second.write_text(rule.format(ALICE))
+    async with slack_harness(make_settings, clock, approvers=[ALICE, BOB], policy_file=str(first)) as before:
+        approval_id = (await before.request({**REFUND, "execute": False}))["approvalId"]
+        await before.settle()
+        value = await current_button(before, approval_id)
+        await click_value(before, approval_id, value, user=ALICE)
+        assert "Only approvers" in before.ephemerals_to(ALICE)[-1]  # the rule names Bob alone
+
+    async with slack_harness(make_settings, clock, approvers=[ALICE, BOB], policy_file=str(second)) as after:
+        channel, ts = await after.location(approval_id)
+        for user in (BOB, ALICE):
+            payload = block_actions("approve", value, review_actions_block_id(approval_id), user=user,
+                                    channel=channel, message_ts=ts)
+            await after.send(interactivity_body(payload))
+        assert "Only approvers" in after.ephemerals_to(BOB)[-1]
+        state = await after.container.approvals.get(None, approval_id)
+        assert state.status == "approved" and state.decided_by["id"] == ALICE
