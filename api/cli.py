@@ -1,7 +1,7 @@
 """The `cheqpoint` command: serve, work, migrate, and operate (CONTRACT §1).
 
 Exit codes: 0 done · 1 failed · 2 bad arguments or configuration · 3 not found · 4 conflict
-(already decided, not pending).
+(already decided, not pending) · 5 that person may not decide this request.
 """
 
 import asyncio

@@ -17,6 +17,7 @@ from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
+from api.approvals.authority import Authority
 from api.approvals.decisions import Decisions
 from api.approvals.effects import Effects
 from api.approvals.routes import router as approvals_router
@@ -51,6 +52,7 @@ class Container:
     gateway: StripeGateway
     approvals: ApprovalService
     decisions: Decisions
+    authority: Authority  # who may decide; the Slack adapter gives it the user-group directory
     registry: JobRegistry
     worker: Worker
     clock: Callable[[], datetime]
@@ -84,13 +86,14 @@ def build_container(settings: Settings, *, clock: Callable[[], datetime] = utcno
         settings.stripe_api_base)
     approvals = ApprovalService(db, settings=settings, waiters=waiters, effects=effects, policy=lambda: policy,
                                 gateway=gateway, totals=compute_totals, clock=clock)
-    decisions = Decisions(approvals)
+    authority = Authority(lambda: policy, settings.approvers)
+    decisions = Decisions(approvals, authority)
     registry = JobRegistry()
     context = JobContext(db=db, settings=settings, http=http, clock=clock, services=None)
     worker = Worker(context, registry, poll_seconds=settings.worker_poll_seconds, clock=clock)
     container = Container(settings=settings, db=db, http=http, waiters=waiters, effects=effects, policy=policy,
-                          gateway=gateway, approvals=approvals, decisions=decisions, registry=registry,
-                          worker=worker, clock=clock)
+                          gateway=gateway, approvals=approvals, decisions=decisions, authority=authority,
+                          registry=registry, worker=worker, clock=clock)
     context.services = container
     db.on_enqueued = worker.wake
     register_core_jobs(container)

@@ -18,6 +18,7 @@ from bot.app import Inflight, build_bolt_app, web_client
 from bot.approvers import ApproverDirectory
 from bot.blocks import AlertKind
 from bot.notifier import ALERT, POST, REMIND, UPDATE, Notifier, enqueue_execution_update, post_key
+from bot.revisions import ASK_AGAIN, AskAgain
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +40,8 @@ def subscriber(alerts_channel: str | None) -> Any:
                           key=f"slack.remind:{approval.id}")
         elif event in _REFRESHING and _reviewed(approval):
             await enqueue(session, UPDATE, {"approval_id": approval.id})
+        elif event == "revised":
+            await enqueue(session, ASK_AGAIN, {"approval_id": approval.id, "revision": approval.revision})
         kind = _alert_kind(approval, event)
         if kind is not None and alerts_channel:
             await enqueue(session, ALERT, {"kind": kind, "approval_id": approval.id},
@@ -66,10 +69,12 @@ def install_slack(container: Any) -> None:
     settings = container.settings
     client = web_client(settings, interactive=True)
     directory = ApproverDirectory(client, settings.approvers, container.clock)
+    container.authority.groups = directory  # who may decide is the core's call; Slack knows the groups
     inflight = Inflight()
     app = build_bolt_app(container, client=client, directory=directory, inflight=inflight)
     notifier = Notifier(web_client(settings, interactive=False), settings, directory)
     notifier.register(container.registry)
+    AskAgain(web_client(settings, interactive=False), container.authority).register(container.registry)
     container.effects.subscribe(subscriber(settings.alerts_channel))
     extras = container.extras
     extras.update(slack_app=app, slack_notifier=notifier, slack_inflight=inflight, slack_approvers=directory)

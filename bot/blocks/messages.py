@@ -40,7 +40,14 @@ def review_message(
     `confirm_over_minor`: amounts (minor units) above it get a confirmation dialog on Approve.
     `can_edit`: False for actions with nothing a reviewer may change (no Edit button).
     """
-    blocks: list[Block] = facts(approval, connection_name=connection_name, test_mode=test_mode)
+    # A revised request shows the revision being voted on, and says who changed what.
+    blocks: list[Block] = facts(approval, connection_name=connection_name, test_mode=test_mode,
+                                details=effective_details(approval))
+    if approval.get("revisedBy"):
+        lines = layout.change_lines(approval.get("changes") or {}, approval.get("details") or {})
+        blocks.append(mrkdwn_section(f"✏️ *Changed by {layout.actor(approval['revisedBy'])}* — votes were reset: "
+                                     "earlier approvals no longer count, approvers please review again\n"
+                                     + "\n".join(lines)))
     blocks.append(mrkdwn_section(review_reason(approval)))
     blocks.append(review_buttons(approval, version=version, confirm_over_minor=confirm_over_minor, can_edit=can_edit))
     return notification_text("Approval needed", approval, test_mode=test_mode), to_dicts(blocks)

@@ -18,7 +18,7 @@ async def publish(deps: Deps, client: AsyncWebClient, user_id: str) -> None:
     db = deps.db
     pending = await render.load_where(db, Approval.status == "pending", order_by=Approval.expires_at,
                                       limit=PENDING_SCANNED)
-    mine = [s for s in pending if await deps.directory.may_decide(user_id, s.row.approvers)]
+    mine = [s for s in pending if (await deps.container.authority.may_decide(user_id, s.row)).allowed]
     recent = await render.load_where(db, Approval.status != "pending", Approval.decided_at.is_not(None),
                                      order_by=Approval.decided_at.desc(), limit=RECENT_SHOWN)
     view = app_home([s.data for s in mine], [s.data for s in recent],
