@@ -19,12 +19,25 @@ app.add_typer(audit_app, name="audit")
 BROKEN = 1
 
 
+def parse_head(text: str) -> tuple[int, str]:
+    seq, sep, digest = text.partition(":")
+    if not sep or not seq.isdigit() or int(seq) < 1 or len(digest) != 64 or not all(
+            c in "0123456789abcdef" for c in digest):
+        fail(f"--expect-head takes SEQ:HASH as `audit verify` printed it, not {text!r}", 2)
+    return int(seq), digest
+
+
 @audit_app.command("verify")
-def audit_verify() -> None:
+def audit_verify(
+    expect_head: Annotated[str | None, typer.Option(
+        help="SEQ:HASH of a head recorded earlier: it must still be there (catches removed last entries).")] = None,
+) -> None:
     """Check the hash chain from the first entry; exit 0 when intact, 1 naming the first broken entry."""
+    head = parse_head(expect_head) if expect_head is not None else None
+
     async def check() -> chain.Verification:
         async with container() as c:
-            return await chain.verify(c.db)
+            return await chain.verify(c.db, head)
 
     result = run(check())
     if result.first_break is not None:

@@ -27,6 +27,8 @@ class Break:
     reason: str
 
     def describe(self) -> str:
+        if self.entry_id == "-":
+            return self.reason
         return f"entry {self.seq} ({self.entry_id}) does not verify: {self.reason}"
 
 
@@ -68,15 +70,26 @@ def _check(entry: AuditEvent, expected_seq: int, prev_hash: str) -> str | None:
     return None
 
 
-async def verify(db: Database) -> Verification:
-    """Walk the chain from the first entry; stop at the first entry that does not verify."""
+async def verify(db: Database, expect_head: tuple[int, str] | None = None) -> Verification:
+    """Walk the chain from the first entry; stop at the first entry that does not verify.
+
+    The chain alone cannot show that its last entries were removed (nothing follows them), so an
+    auditor may pass a head recorded earlier (`seq`, `hash`): that entry must still be there, unchanged.
+    """
     expected, prev, checked = 1, GENESIS, 0
+    expect_seq, expect_hash = expect_head or (0, "")
     async for entry in entries(db):
         problem = _check(entry, expected, prev)
+        if problem is None and entry.seq == expect_seq and entry.hash != expect_hash:
+            problem = "its hash differs from the head recorded earlier"
         if problem is not None:
             return Verification(checked, expected - 1, prev, Break(entry.seq, entry.id, problem))
         checked += 1
         expected, prev = entry.seq + 1, entry.hash
+    if expect_seq >= expected:
+        missing = Break(expect_seq, "-", f"entry {expect_seq} is missing: the trail ends at entry {expected - 1}, "
+                                         "so its last entries were removed")
+        return Verification(checked, expected - 1, prev, missing)
     return Verification(checked, expected - 1, prev, None)
 
 

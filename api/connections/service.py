@@ -12,8 +12,10 @@ from typing import Any
 from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from api.approvals.effects import Effects
 from api.audit import service as audit
 from api.callbacks.signing import new_webhook_secret
+from api.connections import revocation
 from api.connections.keys import display_prefix, hash_key, new_key
 from api.connections.models import Connection
 from api.db import utcnow
@@ -112,3 +114,14 @@ async def authenticate(session: AsyncSession, key: str, now: datetime | None = N
     if connection is None or not connection.accepts_key_hash(key_hash, now or utcnow()):
         return None
     return connection
+
+
+async def revoke(session: AsyncSession, connection_id: str, *, effects: Effects | None = None,
+                 actor: dict[str, Any] | None = None) -> Connection:
+    """Revoke a Connection and cancel its pending approvals (`api.connections.revocation`).
+
+    Pass the container's `effects` so the agents and the Slack messages are told; without them the
+    approvals are cancelled and audited but nobody is notified.
+    """
+    result = await revocation.revoke(session, effects or Effects(), connection_id, actor or {"type": "operator"})
+    return result.connection
