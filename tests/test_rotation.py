@@ -5,10 +5,10 @@ grace, callbacks carry a signature for each secret, so a receiver verifying with
 The grace is measured on the service's clock, which these tests move.
 """
 
+import asyncio
 import hashlib
 import hmac
 import json
-import time
 
 import pytest
 from sqlalchemy import select
@@ -81,7 +81,7 @@ async def test_without_grace_the_old_key_stops_at_once_and_a_second_rotation_dro
     first = rotate(database_url, "rotate-key", connection["id"], "--grace", "1h")["key"]
     second = rotate(database_url, "rotate-key", connection["id"], "--grace", "0")
     assert second["previousKeyValidUntil"] is None
-    time.sleep(CACHE_SECONDS)  # another process rotated it: the server's key cache lets go within this
+    await asyncio.sleep(CACHE_SECONDS)  # another process rotated it: the server's key cache lets go within this
     assert await can_use(client, connection["key"]) == (401, 401)  # its grace was replaced
     assert await can_use(client, first) == (401, 401)
     assert await can_use(client, second["key"]) == (200, 200)
