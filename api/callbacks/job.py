@@ -39,8 +39,9 @@ async def deliver_callback(ctx: JobContext, payload: dict[str, Any]) -> None:
     if delivery.status == "failed":
         raise Park(f"callback delivery {delivery_id} already failed: {delivery.last_error}")
     if queued_before_revocation(connection, delivery.created_at):
+        # Settled, not a fault: the job ends quietly and the delivery says why it was not sent.
         await _not_sent(ctx, delivery_id, "not sent: the Connection was revoked before it was delivered")
-        raise Park(f"callback delivery {delivery_id}: its Connection was revoked")
+        return
 
     try:
         # Again at every attempt: DNS may have changed since intake (rebinding), and so may the settings.
