@@ -231,3 +231,30 @@ async def test_export_as_jsonl_and_csv_with_since(client, auth, container, clock
         refused = operator_cli(database_url, "audit", "export", *args)
         assert refused.returncode == 2 and "Traceback" not in refused.stderr
         assert len(refused.stderr.strip().splitlines()) == 1
+
+
+# ---- migrating a trail written before the chain ----------------------------------------------------------
+
+async def test_entries_written_before_the_chain_join_it_when_migrated(tmp_path):
+    from api.db import Database
+    from api.migrate import upgrade
+
+    url = f"sqlite+aiosqlite:///{tmp_path / 'old.db'}"
+    db = Database(url)
+    try:
+        await upgrade(db.engine, "0004")
+        async with db.engine.begin() as connection:
+            for n, at in enumerate(("2026-01-02 10:00:00.000001", "2026-01-01 09:00:00", "2026-01-03 08:00:00")):
+                await connection.execute(text("INSERT INTO audit_events (id, at, event, actor, detail) "
+                                              "VALUES (:id, :at, :event, :actor, :detail)"),
+                    {"id": f"evt_old{n}", "at": at, "event": "approval.created", "actor": '{"type": "connection"}',
+                     "detail": json.dumps({"n": n, "note": "é"})})
+        await upgrade(db.engine)
+    finally:
+        await db.close()
+    result = operator_cli(url, "audit", "verify")
+    assert result.returncode == 0, result.stderr
+    assert "intact: 3 entries" in result.stdout
+    lines = [json.loads(line) for line in operator_cli(url, "audit", "export").stdout.splitlines()]
+    assert [line["id"] for line in lines] == ["evt_old1", "evt_old0", "evt_old2"]  # in the order written
+    assert [line["seq"] for line in lines] == [1, 2, 3]
