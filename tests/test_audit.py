@@ -72,6 +72,26 @@ def test_operator_actions_name_the_os_user_and_host(database_url):
     assert secret not in exported.stdout and json.loads(made.stdout)["key"] not in exported.stdout
 
 
+async def test_a_redelivery_names_the_operator(client, auth, container, connection, database_url):
+    from api.callbacks.models import CallbackDelivery
+    from tests.fakes.receiver import CallbackReceiver
+
+    receiver = CallbackReceiver(connection["secret"])
+    with serve(receiver.app) as hooks:
+        body = {**REFUND, "execute": False, "callbackUrl": f"{hooks}/cheqpoint"}
+        approval_id = (await client.post("/v1/approvals", json=body, headers=auth)).json()["approvalId"]
+        await client.post(f"/v1/approvals/{approval_id}/cancel", headers=auth)
+        await container.worker.drain()
+        receiver.wait_for_events(1)
+    async with container.db.read() as session:
+        delivery = (await session.scalars(select(CallbackDelivery))).one()
+    result = operator_cli(database_url, "callbacks", "redeliver", delivery.id)
+    assert result.returncode == 0, result.stderr
+    (entry,) = [e for e in await trail(container) if e.event == "callback.redelivered"]
+    assert {k: entry.actor[k] for k in ("type", "id", "host")} == this_operator()
+    assert entry.approval_id == approval_id and entry.detail["deliveryId"] == delivery.id
+
+
 # ---- the chain -------------------------------------------------------------------------------------------
 
 async def test_an_intact_trail_verifies(client, auth, container, database_url):
