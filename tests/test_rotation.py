@@ -63,6 +63,10 @@ async def test_the_old_key_works_through_the_grace_then_is_refused(client, conta
     assert set(rotated) == {"id", "key", "previousKeyValidUntil"} and new.startswith("cq_") and new != old
     assert await can_use(client, new) == (200, 200)
     assert await can_use(client, old) == (200, 200)
+    listing = operator_cli(database_url, "connections", "list", "--json")
+    (listed,) = json.loads(listing.stdout)
+    assert listed["keyPrefix"] == new[:9] and listed["previousKeyValidUntil"] == rotated["previousKeyValidUntil"]
+    assert new not in listing.stdout and old not in listing.stdout
 
     clock.advance(hours=23)
     assert await can_use(client, old) == (200, 200)
