@@ -131,7 +131,7 @@ def db_upgrade(revision: str = "head") -> None:
 
 def _register_commands() -> None:
     # Each module adds its commands to the apps above as it is imported.
-    from api import cli_callbacks, cli_mcp, cli_operations, cli_policy  # noqa: F401
+    from api import cli_audit, cli_callbacks, cli_connections, cli_mcp, cli_operations, cli_policy  # noqa: F401
 
 
 _register_commands()

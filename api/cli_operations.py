@@ -1,4 +1,4 @@
-"""Operators' commands: Connections and approvals, for when Slack is not set up or is down.
+"""Operators' commands for approvals, for when Slack is not set up or is down.
 
 An operator decides as a named approver (`--as U…`, a Slack user id), checked by the same
 `may_decide` as Slack; the OS user and host are recorded beside the vote. Exit codes as in
@@ -19,8 +19,7 @@ from api.approvals.authority import NotAnApprover
 from api.approvals.decisions import DecisionResult, current_votes
 from api.approvals.models import Approval
 from api.approvals.schemas import approval_out
-from api.cli import approvals_app, connections_app, container, fail, run
-from api.connections import service as connections
+from api.cli import approvals_app, container, fail, run
 from api.errors import ValidationFailed
 
 NOT_AN_APPROVER = 5
@@ -34,51 +33,6 @@ class Status(StrEnum):
     REJECTED = "rejected"
     EXPIRED = "expired"
     CANCELLED = "cancelled"
-
-
-# ---- connections -----------------------------------------------------------------------------------
-
-@connections_app.command("create")
-def connections_create(name: Annotated[str, typer.Option(help="What this agent integration is called.")],
-                       as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False) -> None:
-    """Create a Connection and print its key and webhook secret, once."""
-    async def create() -> connections.NewConnection:
-        async with container() as c:
-            return await c.db.write(lambda session: connections.create(session, name))
-
-    created = run(create())
-    conn = created.connection
-    if as_json:
-        typer.echo(json.dumps({"id": conn.id, "name": conn.name, "key": created.key,
-                               "webhookSecret": conn.webhook_secret}))
-        return
-    typer.echo(f"Connection {conn.id} ({conn.name})")
-    typer.echo(f"  Connection Key:  {created.key}")
-    typer.echo(f"  Webhook secret:  {conn.webhook_secret}")
-    typer.echo("Store both now: the key is not shown again.")
-
-
-@connections_app.command("list")
-def connections_list() -> None:
-    """List Connections (keys are shown by their prefix only)."""
-    async def listing() -> list[Any]:
-        async with container() as c, c.db.read() as session:
-            return await connections.list_all(session)
-
-    for conn in run(listing()):
-        state = f"revoked {conn.revoked_at:%Y-%m-%d %H:%M}" if conn.revoked_at else "active"
-        typer.echo(f"{conn.id}  {conn.key_prefix}…  {state:<24}  {conn.name}")
-
-
-@connections_app.command("revoke")
-def connections_revoke(connection_id: str) -> None:
-    """Revoke a Connection: its key stops working at once."""
-    async def revoke() -> None:
-        async with container() as c:
-            await c.db.write(lambda session: connections.revoke(session, connection_id))
-
-    run(revoke())
-    typer.echo(f"revoked {connection_id}")
 
 
 # ---- approvals ----------------------------------------------------------------------------------------

@@ -23,7 +23,7 @@ from tests.fakes.stripe_events import signed
 from tests.slack_helpers import ALERTS, APPROVER, GROUP, REVIEW, SECRET, TOKEN
 
 WEBHOOK_SECRET = "whsec_test_5Qd1bN0tAR3alS3cr3t"
-OPS = Actor("operator", "ops", "ops")
+OPS = Actor("operator", "UOPS", "ops")
 
 
 @dataclass
