@@ -19,6 +19,7 @@ EVENTS = frozenset({
     "approved", "rejected", "expired", "cancelled",
     "executed", "execution_failed",
     "execution_updated",  # Stripe reported a later outcome (a refund or payout failed, a payout was paid, …)
+    "verified",       # a request accepted unverified was verified against Stripe later; still pending
 })
 
 Subscriber = Callable[[AsyncSession, Approval, str], Awaitable[None]]
