@@ -52,10 +52,10 @@ def _pending_blocks(pending: Sequence[Approval], room: int, confirm_over_minor: 
 
 
 def _pending_text(approval: Approval) -> str:
-    text = f"*{layout.escape(title(approval))}*"
+    text = f"*{layout.literal(title(approval), 200)}*"
     if approval.get("summary"):
-        text += "\n" + layout.escape(layout.truncate(approval["summary"], 300))
-    about = [layout.escape(approval[key]) for key in ("connectionName", "agentName") if approval.get(key)]
+        text += "\nThe agent's summary: " + layout.literal(approval["summary"], 300)
+    about = [layout.literal(approval[key], 100) for key in ("connectionName", "agentName") if approval.get(key)]
     expires = layout.slack_date(approval.get("expiresAt"))
     if expires:
         about.append(f"expires {expires}")
@@ -78,7 +78,7 @@ def _recent_line(approval: Approval) -> str:
     status = approval.get("status", "")
     details = approval.get("modifiedDetails") or approval.get("details") or {}
     mark = _OUTCOME_MARKS.get(status, "•")
-    text = f"{mark} *{layout.escape(title(approval, details))}* · {layout.escape(status)}"
+    text = f"{mark} *{layout.literal(title(approval, details), 200)}* · {layout.literal(status, 20)}"
     if status in ("approved", "rejected"):
         text += f" by {layout.actor(approval.get('decidedBy'))}"
     when = layout.slack_date(approval.get("decidedAt"))
