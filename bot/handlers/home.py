@@ -19,12 +19,24 @@ async def publish(deps: Deps, client: AsyncWebClient, user_id: str) -> None:
     pending = await render.load_where(db, Approval.status == "pending", order_by=Approval.expires_at,
                                       limit=PENDING_SCANNED)
     mine = [s for s in pending if await deps.directory.may_decide(user_id, s.row.approvers)]
-    recent = await render.load_where(db, Approval.status != "pending", Approval.decided_at.is_not(None),
-                                     order_by=Approval.decided_at.desc(), limit=RECENT_SHOWN)
+    approver = bool(mine) or await deps.directory.may_decide(user_id, _every_approver(deps))
+    recent: list[render.Snapshot] = []
+    if approver:
+        recent = await render.load_where(db, Approval.status != "pending", Approval.decided_at.is_not(None),
+                                         order_by=Approval.decided_at.desc(), limit=RECENT_SHOWN)
     view = app_home([s.data for s in mine], [s.data for s in recent],
                     test_mode=deps.container.settings.stripe_test_mode,
-                    confirm_over_minor=_threshold(mine))
+                    confirm_over_minor=_threshold(mine), shows_decisions=approver)
     await client.views_publish(user_id=user_id, view=view)
+
+
+def _every_approver(deps: Deps) -> list[str]:
+    """Everyone who may decide some request: CHEQPOINT_APPROVERS and every approver the policy names."""
+    policy = deps.container.policy
+    named = [*deps.container.settings.approvers, *policy.defaults.approvers]
+    for compiled in policy.rules:
+        named.extend(compiled.rule.approvers or ())
+    return list(dict.fromkeys(named))
 
 
 def _threshold(pending: list[render.Snapshot]) -> int | None:
