@@ -96,7 +96,7 @@ def facts(
     if test_mode:
         blocks.append(context(_TEST_MODE_NOTE))
     blocks.append(context(requester_line(approval, connection_name)))
-    if approval.get("summary"):
+    if layout.one_line(approval.get("summary") or ""):  # Slack refuses an empty text object
         blocks.append(context("*Summary, as the agent wrote it:*"))
         blocks.append(plain_section(approval["summary"]))
     lines = layout.detail_lines(approval.get("action", ""), shown, test_mode=test_mode)
