@@ -246,9 +246,10 @@ def _parse_amount(field: str, text: str, currency: str | None) -> int:
     try:
         minor = parse_major(text, currency)
     except ValueError as problem:
-        raise ValueError(f"{field}: {problem} (A whole number such as 17450 is read as minor units.)") from None
+        raise ValueError(f"{field} must be a whole number of minor units such as 17450, or a major-unit "
+                         f"amount such as 174.50: {problem}") from None
     if "." not in text and text[:1] not in SYMBOLS.values():
         # `1,000` could be minor or major units; a money command does not guess.
-        raise ValueError(f"{field} “{text}” is ambiguous: give minor units as digits alone (17450) "
-                         f"or major units with a decimal point (174.50).")
+        raise ValueError(f"{field} “{text}” is ambiguous: give a whole number of minor units (17450) "
+                         f"or a major-unit amount with a decimal point (174.50).")
     return minor
