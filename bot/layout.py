@@ -91,8 +91,19 @@ def one_line(text: Any) -> str:
 
 
 def plain_text(value: Any, limit: int = _VALUE_LIMIT) -> str:
-    """Outside text for a `plain_text` object: one line, neutral, escaped, cut to `limit`."""
-    return escape(truncate(one_line(value), limit))
+    """Outside text for a `plain_text` object: one line, neutral, escaped, at most `limit` long."""
+    return escaped_within(one_line(value), limit)
+
+
+def escaped_within(text: str, limit: int) -> str:
+    """`text` escaped, cut (before escaping, so no entity is split) until the result fits `limit`:
+    `<` is four characters once escaped, and Slack's limits count what is sent."""
+    budget = limit
+    while True:
+        escaped = escape(truncate(text, budget))
+        if len(escaped) <= limit or budget <= 1:
+            return escaped
+        budget -= max(1, (len(escaped) - limit + 3) // 4)
 
 
 def literal(value: Any, limit: int = _VALUE_LIMIT) -> str:
@@ -107,8 +118,13 @@ def _inert_marks(text: str) -> str:
 def quote_lines(text: Any, limit: int) -> str:
     """Outside prose as a mrkdwn quote: its own line breaks kept, every line starting with `> `
     (so none can escape the quote), each line neutral, escaped and inert."""
-    body = truncate(neutral(text).strip(), limit)
-    rows = [_inert_marks(escape(" ".join(row.split()))) for row in body.splitlines()]
+    rows, room = [], limit
+    for row in neutral(text).strip().splitlines():
+        shown = _inert_marks(escaped_within(" ".join(row.split()), room))
+        rows.append(shown)
+        room -= len(shown) + 3  # "> " and the line break
+        if room <= 1:
+            break
     return "\n".join(f"> {row}" for row in rows or [""])
 
 

@@ -2,7 +2,7 @@
 
 Arbitrary strings (weighted towards Slack's control characters, mrkdwn marks, line breaks and bidi
 controls) go through every agent-written field into every builder: the review message, the decided
-message, App Home and the notices. The same approval built with harmless text is the baseline: the
+message, App Home, the modals and the notices. The same approval built with harmless text is the baseline: the
 agent's version may have no more mentions (`<!`, `<@`, `<#`), links (`<http`), bold marks (`*` in
 mrkdwn) or lines outside a quote than the baseline has, and no bidi or control character at all.
 """
@@ -14,7 +14,16 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bot.blocks import alert_text, app_home, decided_message, delivery_failed_text, reminder_text, review_message
+from bot.blocks import (
+    alert_text,
+    app_home,
+    decided_message,
+    delivery_failed_text,
+    edit_modal,
+    reject_modal,
+    reminder_text,
+    review_message,
+)
 
 MARKUP = ("<!", "<@", "<#", "<http")
 STRIPE_ID = re.compile(r"(ch|py|pi|re|cus|sub|dp|du|po|in|price|prod)_[A-Za-z0-9]{1,250}")
@@ -58,6 +67,8 @@ def rendered(fields: dict[str, Any]) -> dict[str, list[tuple[str, str]]]:
         "review": review_message(pending, connection_name=fields["agentName"], test_mode=True, version=1),
         "decided": decided_message(decided, connection_name=fields["agentName"], test_mode=False),
         "home": ("", app_home([pending], [decided], test_mode=False)["blocks"]),
+        "reject modal": ("", reject_modal(pending, 1)["blocks"]),
+        "edit modal": ("", edit_modal(pending, 1, [])["blocks"]),
         "reminder": (reminder_text(pending, ["U0ANN", "S0FINANCE"]), []),
         "failed": (alert_text("execution_failed", {**decided, "status": "approved"}, None), []),
         "expired": (alert_text("expired", pending, "https://fake.slack.com/archives/C0REVIEW/p1"), []),

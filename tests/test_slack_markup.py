@@ -133,3 +133,16 @@ async def test_app_home_shows_the_latest_decisions_to_approvers_only(slack):
     await slack.send(opened(APPROVER), content_type="application/json")
     approver = json.dumps((await eventually(lambda: slack.fake.home_views.get(APPROVER)))["blocks"])
     assert "*Latest decisions*" in approver and "Refund $349.00 USD" in approver
+
+
+async def test_text_that_grows_when_escaped_still_fits_slacks_limits(slack):
+    # `<` becomes `&lt;`: 2,000 of them are 8,000 characters, past a section's 3,000.
+    created = await slack.request({**REFUND, "execute": False, "summary": "<&>" * 666,
+                                   "justification": "<" * 10_000, "agentName": "&" * 200,
+                                   "metadata": {"<" * 40: ">" * 500}})
+    await slack.settle()
+    message = await slack.message(created["approvalId"])  # posted: the builders did not fail
+    for text in text_objects(message["blocks"]):
+        assert len(text["text"]) <= 3000
+    summary = next(t["text"] for t in text_objects(message["blocks"]) if t["text"].startswith("&lt;&amp;"))
+    assert summary.endswith("…") and "&lt;&amp;&gt;" in summary
