@@ -8,12 +8,14 @@ import logging
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
+from fastapi.responses import JSONResponse
 from slack_bolt.adapter.fastapi.async_handler import AsyncSlackRequestHandler
 from slack_bolt.adapter.socket_mode.aiohttp import AsyncSocketModeHandler
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.approvals.models import Approval
 from api.outbox.service import enqueue
+from bot import inbound
 from bot.app import Inflight, build_bolt_app, web_client
 from bot.approvers import ApproverDirectory
 from bot.blocks import AlertKind
@@ -86,15 +88,26 @@ def install_slack(container: Any) -> None:
         extras["on_close"].append(socket.close_async)
         log.info("Slack: Socket Mode (SLACK_APP_TOKEN is set); /slack/events is not served")
         return
-    extras.setdefault("routers", []).append(events_router(AsyncSlackRequestHandler(app)))
+    secret = settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else ""
+    extras.setdefault("routers", []).append(events_router(AsyncSlackRequestHandler(app), secret))
 
 
-def events_router(handler: AsyncSlackRequestHandler) -> APIRouter:
+def events_router(handler: AsyncSlackRequestHandler, signing_secret: str) -> APIRouter:
     router = APIRouter()
 
     @router.post("/slack/events", include_in_schema=False)
     async def slack_events(request: Request) -> Response:
-        # Bolt verifies the signature and timestamp (401 otherwise) and answers url_verification.
-        return await handler.handle(request)
+        # Checked here before Bolt sees it (see bot.inbound): Bolt gets only signed, readable
+        # requests, so it never logs an unverified body nor fails on a malformed one.
+        body = await request.body()
+        refusal = inbound.check(signing_secret, body, request.headers)
+        if refusal is not None:
+            log.info("Slack request refused with %s: %s", refusal.status, refusal.reason)
+            return JSONResponse({"error": refusal.reason}, status_code=refusal.status)
+        try:
+            return await handler.handle(request)  # Bolt verifies again and answers url_verification
+        except Exception as exc:  # a signed payload Bolt could not take apart; its text is not logged
+            log.error("Slack request could not be handled: %s", type(exc).__name__)
+            return JSONResponse({"error": "the request could not be read"}, status_code=400)
 
     return router

@@ -68,7 +68,7 @@ def decided_message(approval: Approval, *, connection_name: str, test_mode: bool
     if execution:
         blocks.append(mrkdwn_section(execution))
     if approval.get("rule"):
-        blocks.append(context(f"Policy rule: “{layout.escape(approval['rule'])}”"))
+        blocks.append(context(f"Policy rule: “{layout.literal(approval['rule'], 200)}”"))
     status = str(approval.get("status", "decided")).capitalize()
     return notification_text(status, approval, test_mode=test_mode, details=shown), to_dicts(blocks)
 
@@ -83,7 +83,7 @@ def outcome_text(approval: Approval) -> str:
     elif status == "cancelled":
         head = f"{mark} *Cancelled* by {_canceller(approval.get('decidedBy'))}"
     else:
-        verdict = layout.escape(status.capitalize() or "Decided")
+        verdict = layout.literal(status.capitalize() or "Decided", 40)
         head = f"{mark} *{verdict}* by {layout.actor(approval.get('decidedBy'))}"
     if when:
         head += f" · {when}"
@@ -93,7 +93,7 @@ def outcome_text(approval: Approval) -> str:
         parts.append(votes)
     note = approval.get("decisionNote")
     if note:
-        parts.append(quoted(note))
+        parts.append("*Note:*\n" + quoted(note))
     return "\n".join(parts)
 
 
@@ -128,6 +128,6 @@ def execution_text(approval: Approval, *, test_mode: bool) -> str | None:
 
 def error_text(error: Mapping[str, Any]) -> str:
     """`card_error` · `charge_already_refunded`: the message."""
-    kinds = [f"`{layout.escape(error[key])}`" for key in ("type", "code") if error.get(key)]
-    message = layout.escape(layout.truncate(str(error.get("message") or "no message"), 500))
+    kinds = [f"`{layout.literal(error[key], 100)}`" for key in ("type", "code") if error.get(key)]
+    message = layout.literal(error.get("message") or "no message", 500)
     return f"{' · '.join(kinds)}: {message}" if kinds else message

@@ -1,5 +1,6 @@
 """One-line texts: reminders to approvers, the finance team's alerts, and later outcomes from Stripe."""
 
+import re
 from collections.abc import Mapping, Sequence
 from enum import StrEnum
 from typing import Any
@@ -7,6 +8,10 @@ from typing import Any
 from bot import layout
 from bot.blocks.common import Approval, effective_details, title
 from bot.blocks.messages import error_text
+
+# Slack's own permalinks and channel ids: the only outside values these texts turn into links.
+_PERMALINK = re.compile(r"https://[A-Za-z0-9.-]+(?::[0-9]+)?/[A-Za-z0-9/._~%?=&-]*", re.ASCII)
+_CHANNEL = re.compile(r"[CDG][A-Z0-9]{2,40}", re.ASCII)
 
 
 class AlertKind(StrEnum):
@@ -19,10 +24,10 @@ class AlertKind(StrEnum):
 def reminder_text(approval: Approval, approvers: Sequence[str]) -> str:
     """Nudges the approvers (users and user groups) about a request still waiting."""
     who = " ".join(layout.mention(approver) for approver in approvers)
-    text = f"⏰ {who} still waiting for a decision: *{layout.escape(title(approval))}*".replace("⏰  ", "⏰ ")
+    text = f"⏰ {who} still waiting for a decision: *{layout.literal(title(approval), 200)}*".replace("⏰  ", "⏰ ")
     summary = approval.get("summary")
     if summary:
-        text += f" — {layout.escape(layout.truncate(' '.join(summary.split()), 200))}"
+        text += f" — {layout.literal(summary, 200)}"
     expires = layout.slack_date(approval.get("expiresAt"))
     return f"{text} (expires {expires})" if expires else text
 
@@ -34,8 +39,8 @@ def alert_text(kind: AlertKind | str, approval: Approval, permalink: str | None,
     `update`: for EXECUTION_UPDATED, the execution as it was when Stripe's event was applied.
     """
     kind = AlertKind(kind)
-    headline = layout.escape(title(approval, effective_details(approval)))
-    what = f"*{headline}* (`{layout.escape(approval.get('approvalId', ''))}`)"
+    headline = layout.literal(title(approval, effective_details(approval)), 200)
+    what = f"*{headline}* (`{layout.literal(approval.get('approvalId', ''), 100)}`)"
     if kind is AlertKind.EXECUTION_UPDATED:
         text = f"{execution_update_text(update or {}, test_mode=test_mode)} Request: {what}"
     elif kind is AlertKind.EXECUTION_FAILED:
@@ -44,18 +49,19 @@ def alert_text(kind: AlertKind | str, approval: Approval, permalink: str | None,
     elif kind is AlertKind.EXPIRED:
         text = f"⌛ Expired without a decision: {what}"
     else:
-        rule = layout.escape(approval.get("rule") or "unnamed")
+        rule = layout.literal(approval.get("rule") or "unnamed", 200)
         text = f"🤖 Approved automatically by rule “{rule}”: {what}"
     text = " ".join(text.split())  # one line, whatever the error message contained
-    return f"{text} · <{permalink}|Open the request>" if permalink else text
+    return f"{text} · <{permalink}|Open the request>" if permalink and _PERMALINK.fullmatch(permalink) else text
 
 
 def delivery_failed_text(approval: Approval, what: str, channel: str, error: str) -> str:
     """Slack refused a post for a reason a person must fix; the request is still decidable."""
-    headline = layout.escape(title(approval, effective_details(approval)))
-    ident = layout.escape(approval.get("approvalId", ""))
-    text = (f"⚠️ Could not {layout.escape(what)} for *{headline}* (`{ident}`) in <#{layout.escape(channel)}>: "
-            f"`{layout.escape(error)}`. Fix the Slack set-up; meanwhile decide with "
+    headline = layout.literal(title(approval, effective_details(approval)), 200)
+    ident = layout.literal(approval.get("approvalId", ""), 100)
+    where = f"<#{channel}>" if _CHANNEL.fullmatch(channel) else layout.literal(channel, 40)
+    text = (f"⚠️ Could not {layout.literal(what, 100)} for *{headline}* (`{ident}`) in {where}: "
+            f"`{layout.literal(error, 200)}`. Fix the Slack set-up; meanwhile decide with "
             f"`cheqpoint approvals approve {ident}` or `reject {ident} --note …`.")
     return " ".join(text.split())
 
