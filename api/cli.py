@@ -1,14 +1,16 @@
 """The `cheqpoint` command: serve, work, migrate, and operate (CONTRACT §1).
 
-Exit codes: 0 done · 1 failed · 2 bad arguments or configuration · 3 not found · 4 conflict
-(already decided, not pending).
+Exit codes: 0 done · 1 failed (the database unreachable, …) · 2 bad arguments or configuration ·
+3 not found · 4 conflict (already decided, not pending) · 5 not allowed.
 """
 
 import asyncio
 import contextlib
 import logging
+import signal
 import sys
 from collections.abc import AsyncIterator, Coroutine
+from importlib.metadata import version
 from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
@@ -19,8 +21,11 @@ from api.errors import AppError, Conflict, NotFound, ValidationFailed
 
 T = TypeVar("T")
 
-app = typer.Typer(help="Cheqpoint: human approval in Slack for AI agents that move money on Stripe.",
-                  no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
+EXIT_CODES = ("Exit codes: 0 done · 1 failed (for instance the database is unreachable) · 2 bad arguments or "
+              "configuration · 3 not found · 4 conflict (already decided, not pending) · 5 not allowed.")
+
+app = typer.Typer(help="Cheqpoint: human approval in Slack for AI agents that move money on Stripe.\n\n" + EXIT_CODES,
+                  no_args_is_help=True, pretty_exceptions_enable=False, add_completion=True)
 db_app = typer.Typer(help="The database.", no_args_is_help=True)
 connections_app = typer.Typer(help="Connections: one per agent integration.", no_args_is_help=True)
 approvals_app = typer.Typer(help="The approval queue and its history.", no_args_is_help=True)
@@ -72,42 +77,95 @@ async def container() -> AsyncIterator[Any]:
         await built.close()
 
 
-def _configure_logging() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"cheqpoint {version('cheqpoint-server')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main_options(
+    _version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                           help="Print the version and exit.")] = False,
+) -> None:
+    """Cheqpoint: human approval in Slack for AI agents that move money on Stripe."""
+
+
+def _start(settings: Settings) -> None:
+    """Logging as configured, then the database must answer: one clear line and exit 1 otherwise."""
+    from api.logs import configure_logging
+    from api.startup import database_problem
+
+    configure_logging(settings.log_format, settings.log_level)
+    problem = asyncio.run(database_problem(settings))
+    if problem is not None:
+        logging.getLogger("cheqpoint.startup").error(problem)
+        fail(problem, 1)
 
 
 # ---- serving -----------------------------------------------------------------------------------------
 
-@app.command()
+@app.command(epilog=EXIT_CODES)
 def serve(host: Annotated[str, typer.Option(envvar="HOST")] = "127.0.0.1",
           port: Annotated[int, typer.Option(envvar="PORT", min=0, max=65535)] = 8000) -> None:
-    """The service: intake API, Slack endpoint and the background worker in one process."""
-    import uvicorn
+    """The service: intake API, Slack endpoint and the background worker in one process.
 
+    SIGTERM stops it gracefully: held requests are answered with their current state within
+    CHEQPOINT_SHUTDOWN_GRACE_SECONDS, claimed jobs go back to the queue, and it exits 0.
+    """
     from api.main import create_app
     from api.policy import PolicyError
+    from api.serving import Server, server_config
 
-    _configure_logging()
+    settings = load_settings()
+    _start(settings)
+    _warn_about_slack(settings)
     try:
-        application = create_app(load_settings())
+        application = create_app(settings)
     except PolicyError as exc:
         fail(str(exc), 2)
-    uvicorn.run(application, host=host, port=port, log_level="info")
+    server = Server(server_config(application, settings, host=host, port=port),
+                    on_stop=application.state.container.waiters.release_all)
+    server.run()
+    if not server.started:
+        fail(f"could not serve on {host}:{port}", 1)
 
 
-@app.command()
+def _warn_about_slack(settings: Settings) -> None:
+    import httpx
+
+    from api.startup import slack_problems
+
+    async def check() -> list[str]:
+        async with httpx.AsyncClient() as http:
+            return await slack_problems(settings, http)
+
+    for problem in asyncio.run(check()):
+        logging.getLogger("cheqpoint.startup").warning(problem)
+
+
+@app.command(epilog=EXIT_CODES)
 def worker() -> None:
-    """The background worker alone (for deployments that scale it apart from the API)."""
+    """The background worker alone (for deployments that scale it apart from the API).
+
+    SIGTERM or SIGINT: the jobs it has claimed go back to the queue at once, and it exits 0.
+    """
     from api.main import running
 
-    _configure_logging()
+    settings = load_settings()
+    _start(settings)
 
     async def work() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
         async with container() as built, running(built, worker=True):
-            await asyncio.Event().wait()
+            logging.getLogger("cheqpoint").info("worker started")
+            await stop.wait()
+            logging.getLogger("cheqpoint").info("worker stopping: returning claimed jobs")
 
-    with contextlib.suppress(KeyboardInterrupt):
-        run(work())
+    run(work())
 
 
 @db_app.command("upgrade")
