@@ -41,6 +41,7 @@ class ContextFilter(logging.Filter):
     """Copy the current ids onto every record (None when unknown, so the JSON keys are stable)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
+        record.__dict__.pop("color_message", None)  # uvicorn's terminal colours: noise in a log line
         for name, var in _CONTEXT.items():
             if not hasattr(record, name):
                 setattr(record, name, var.get())

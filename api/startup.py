@@ -8,7 +8,9 @@
 """
 
 import asyncio
+import contextlib
 import logging
+import sqlite3
 
 import httpx
 from sqlalchemy import text
@@ -28,8 +30,20 @@ def _where(database_url: str) -> str:
     return f"PostgreSQL at {url.host or 'localhost'}:{url.port or 5432}/{url.database or ''}"
 
 
+def _sqlite_problem(database_url: str) -> str | None:
+    # The standard library's driver, synchronously: aiosqlite's thread would outlive a failed check.
+    try:
+        with contextlib.closing(sqlite3.connect(make_url(database_url).database or ":memory:")) as connection:
+            connection.execute("SELECT 1")
+    except sqlite3.Error as exc:
+        return f"database unreachable ({_where(database_url)}): {type(exc).__name__}: {exc}"
+    return None
+
+
 async def database_problem(settings: Settings, *, within: float = 10.0) -> str | None:
     """None when the database answers `SELECT 1`; otherwise a one-line description of why not."""
+    if settings.is_sqlite:
+        return _sqlite_problem(settings.database_url)
     db = Database(settings.database_url)
     try:
         async with asyncio.timeout(within), db.engine.connect() as connection:
