@@ -91,13 +91,18 @@ def main_options(
     """Cheqpoint: human approval in Slack for AI agents that move money on Stripe."""
 
 
+async def _database_problem(settings: Settings) -> str | None:
+    from api.startup import database_problem
+
+    return await database_problem(settings)
+
+
 def _start(settings: Settings) -> None:
     """Logging as configured, then the database must answer: one clear line and exit 1 otherwise."""
     from api.logs import configure_logging
-    from api.startup import database_problem
 
     configure_logging(settings.log_format, settings.log_level)
-    problem = asyncio.run(database_problem(settings))
+    problem = asyncio.run(_database_problem(settings))
     if problem is not None:
         logging.getLogger("cheqpoint.startup").error(problem)
         fail(problem, 1)
@@ -107,7 +112,10 @@ def _start(settings: Settings) -> None:
 
 @app.command(epilog=EXIT_CODES)
 def serve(host: Annotated[str, typer.Option(envvar="HOST")] = "127.0.0.1",
-          port: Annotated[int, typer.Option(envvar="PORT", min=0, max=65535)] = 8000) -> None:
+          port: Annotated[int, typer.Option(envvar="PORT", min=0, max=65535)] = 8000,
+          with_worker: Annotated[bool, typer.Option("--worker/--no-worker", help=(
+              "Run the background worker in this process too (--no-worker when `cheqpoint worker` "
+              "runs apart)."))] = True) -> None:
     """The service: intake API, Slack endpoint and the background worker in one process.
 
     SIGTERM stops it gracefully: held requests are answered with their current state within
@@ -121,7 +129,7 @@ def serve(host: Annotated[str, typer.Option(envvar="HOST")] = "127.0.0.1",
     _start(settings)
     _warn_about_slack(settings)
     try:
-        application = create_app(settings)
+        application = create_app(settings, run_worker=with_worker)
     except PolicyError as exc:
         fail(str(exc), 2)
     server = Server(server_config(application, settings, host=host, port=port),
@@ -168,23 +176,56 @@ def worker() -> None:
     run(work())
 
 
-@db_app.command("upgrade")
+# Any constant shared by every `db upgrade`: the key of the PostgreSQL advisory lock they take.
+MIGRATION_LOCK_KEY = 0x63686571  # "cheq"
+
+
+@db_app.command("upgrade", epilog=EXIT_CODES)
 def db_upgrade(revision: str = "head") -> None:
-    """Apply Alembic migrations."""
+    """Apply Alembic migrations. Safe when several replicas run it at once: on PostgreSQL each waits
+    for an advisory lock, so one migrates and the others find the database already at head."""
+    from sqlalchemy import text
+
     from api.db import Database
     from api.migrate import upgrade
 
     settings = load_settings()
+    problem = asyncio.run(_database_problem(settings))
+    if problem is not None:
+        fail(problem, 1)
 
     async def migrate() -> None:
         db = Database(settings.database_url)
         try:
-            await upgrade(db.engine, revision)
+            if settings.is_sqlite:  # SQLite's own write lock serialises migrations
+                await upgrade(db.engine, revision)
+                return
+            async with db.engine.connect() as lock:
+                await lock.execute(text("SELECT pg_advisory_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
+                try:
+                    await upgrade(db.engine, revision)
+                finally:
+                    await lock.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": MIGRATION_LOCK_KEY})
         finally:
             await db.close()
 
     run(migrate())
     typer.echo(f"database at {revision}")
+
+
+@app.command(epilog=EXIT_CODES)
+def cluster(host: Annotated[str, typer.Option(envvar="HOST")] = "127.0.0.1",
+            port: Annotated[int, typer.Option(envvar="PORT", min=1, max=65535)] = 8000,
+            replicas: Annotated[int, typer.Option(min=1, max=16)] = 2) -> None:
+    """compose.yaml's topology without Docker: migrations, REPLICAS API processes behind one port, and a
+    worker, on the PostgreSQL database of DATABASE_URL. SIGTERM stops them all gracefully."""
+    from api.cluster import Cluster
+
+    settings = load_settings()
+    if settings.is_sqlite:
+        fail("cluster needs PostgreSQL (DATABASE_URL=postgresql+asyncpg://…): SQLite has one writer per file", 2)
+    db_upgrade("head")
+    raise typer.Exit(asyncio.run(Cluster(host, port, replicas).run()))
 
 
 def _register_commands() -> None:
