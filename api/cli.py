@@ -230,7 +230,7 @@ def cluster(host: Annotated[str, typer.Option(envvar="HOST")] = "127.0.0.1",
 
 def _register_commands() -> None:
     # Each module adds its commands to the apps above as it is imported.
-    from api import cli_callbacks, cli_mcp, cli_operations, cli_policy  # noqa: F401
+    from api import cli_callbacks, cli_jobs, cli_mcp, cli_operations, cli_policy  # noqa: F401
 
 
 _register_commands()
@@ -242,5 +242,8 @@ def main() -> None:  # pragma: no cover - console entry point
     app()
 
 
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+if __name__ == "__main__":  # pragma: no cover - `python -m api.cli`
+    # The commands of the other modules register on `api.cli.app`, which this `__main__` module is not.
+    from api.cli import main as registered_main
+
+    sys.exit(registered_main())
