@@ -10,7 +10,7 @@ import logging
 import signal
 import sys
 from collections.abc import AsyncIterator, Coroutine
-from importlib.metadata import version
+from importlib.metadata import PackageNotFoundError, version
 from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
@@ -79,7 +79,11 @@ async def container() -> AsyncIterator[Any]:
 
 def _version(value: bool) -> None:
     if value:
-        typer.echo(f"cheqpoint {version('cheqpoint-server')}")
+        try:
+            installed = version("cheqpoint-server")
+        except PackageNotFoundError:  # run from a source tree that was never installed
+            installed = "unknown (not installed)"
+        typer.echo(f"cheqpoint {installed}")
         raise typer.Exit()
 
 

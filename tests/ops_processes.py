@@ -1,7 +1,9 @@
 """The `cheqpoint` command as real processes, for the operations tests: started, waited for, signalled."""
 
+import contextlib
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -50,8 +52,9 @@ class Process:
     def __init__(self, args: list[str], env: dict[str, str], log_path: Path) -> None:
         self.log_path = log_path
         self._log = log_path.open("wb")
+        # A session of its own, so `kill()` also ends whatever it started (a cluster's replicas).
         self.popen = subprocess.Popen([CHEQPOINT, *args], env=env, cwd=ROOT, stdout=self._log,
-                                      stderr=subprocess.STDOUT)
+                                      stderr=subprocess.STDOUT, start_new_session=True)
 
     def log(self) -> str:
         if not self._log.closed:
@@ -65,16 +68,16 @@ class Process:
         try:
             return self.popen.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
-            self.popen.kill()
-            self.popen.wait()
+            self.kill()
             raise AssertionError(f"{self.popen.args} did not exit within {timeout} s of SIGTERM") from None
         finally:
             self._log.close()
 
     def kill(self) -> None:
-        if self.popen.poll() is None:
-            self.popen.kill()
-            self.popen.wait()
+        """SIGKILL to its whole process group (children that outlived it included)."""
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.popen.pid, signal.SIGKILL)
+        self.popen.wait()
         self._log.close()
 
 
