@@ -2,12 +2,14 @@
 completes, are cut off at the documented deadlines (here set short), with a 408 when nothing was answered."""
 
 import socket
+import threading
 import time
 from pathlib import Path
 
 import httpx
 
-from tests.ops_processes import new_connection, served
+from tests.conftest import REFUND
+from tests.ops_processes import new_connection, served, wait_for
 
 HEADER_TIMEOUT = 5
 BODY_TIMEOUT = 5
@@ -82,3 +84,27 @@ def test_a_key_in_the_query_string_never_reaches_the_log(database_url, tmp_path:
     log = process.log()
     assert "/api/approvals/apr_missing" in log and "/healthz" in log  # the requests were logged…
     assert conn["key"] not in log and "apiKey" not in log and "sk_live_secretvalue" not in log  # …without queries
+
+
+def test_connections_over_the_concurrency_limit_get_503(database_url, tmp_path: Path):
+    conn = new_connection(database_url)
+    headers = {"Authorization": f"Bearer {conn['key']}"}
+    # uvicorn counts the connection asking too: a limit of 3 lets two holds in and refuses a third request.
+    with served(database_url, tmp_path / "serve.log", CHEQPOINT_MAX_CONCURRENCY="3") as (url, process):
+        assert httpx.get(f"{url}/healthz", timeout=5).status_code == 200
+        results: list[int] = []
+
+        def hold() -> None:
+            response = httpx.post(f"{url}/v1/approvals", json={**REFUND, "timeoutMs": 30_000}, headers=headers,
+                                  timeout=60)
+            results.append(response.status_code)
+
+        holders = [threading.Thread(target=hold, daemon=True) for _ in range(2)]
+        for thread in holders:
+            thread.start()
+        # Once both holds are in, anything more is refused at once (not queued behind them).
+        wait_for(lambda: httpx.get(f"{url}/healthz", timeout=5).status_code == 503, what="the limit to bite")
+        assert process.stop() == 0  # the holds are answered and the server stops
+        for thread in holders:
+            thread.join(timeout=10)
+    assert results == [200, 200]
