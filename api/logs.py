@@ -95,10 +95,6 @@ def bound(**ids: str | None) -> Iterator[None]:
             var.reset(token)
 
 
-def path_without_query(scope: Scope) -> str:
-    return scope.get("path", "")
-
-
 class RequestContext:
     """ASGI middleware: a request id for each request (echoed as `X-Request-Id`) and one access line."""
 
@@ -111,7 +107,7 @@ class RequestContext:
             return
         given = dict(scope["headers"]).get(b"x-request-id", b"").decode("latin-1")
         rid = given if _SAFE_REQUEST_ID.match(given) else f"req_{secrets.token_hex(8)}"
-        path = path_without_query(scope)
+        path = scope.get("path", "")  # ASGI keeps the query string apart: it is never logged
         match = _APPROVAL_IN_PATH.search(path)
         started = time.perf_counter()
         status = 0

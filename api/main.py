@@ -92,7 +92,7 @@ def build_container(settings: Settings, *, clock: Callable[[], datetime] = utcno
     worker = Worker(context, registry, poll_seconds=settings.worker_poll_seconds, clock=clock)
     container = Container(settings=settings, db=db, http=http, waiters=waiters, effects=effects, policy=policy,
                           gateway=gateway, approvals=approvals, decisions=decisions, registry=registry,
-                          worker=worker, clock=clock)
+                          worker=worker, clock=clock, metrics=Metrics(clock))
     context.services = container
     db.on_enqueued = worker.wake
     register_core_jobs(container)

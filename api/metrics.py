@@ -11,13 +11,17 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
+import stripe
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+from slack_sdk.web.async_slack_response import AsyncSlackResponse
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.approvals.models import Approval
 from api.callbacks.models import CallbackDelivery
-from api.db import Database
+from api.db import Database, utcnow
 from api.outbox.models import Job
 
 # Seconds from a request's creation to its decision / execution: reviewers take minutes to hours.
@@ -30,7 +34,8 @@ _ID_SEGMENT = re.compile(r"/[a-z]{1,6}_(?=[A-Za-z0-9]*[A-Z0-9])[A-Za-z0-9]{6,}")
 
 
 class Metrics:
-    def __init__(self) -> None:
+    def __init__(self, clock: Callable[[], datetime] = utcnow) -> None:
+        self.clock = clock
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
         self.approvals = Counter("cheqpoint_approvals", "Approval requests by action and what became of them.",
@@ -72,9 +77,10 @@ class Metrics:
                 self.approvals.labels(approval.action, "pending").inc()
             return
         self.approvals.labels(approval.action, event).inc()
-        elapsed = _seconds_since(approval.created_at, approval.decided_at if event in _SETTLING else None)
-        if elapsed is None:
+        if approval.created_at is None:
             return
+        end = (approval.decided_at if event in _SETTLING else None) or self.clock()
+        elapsed = max(0.0, (end - approval.created_at).total_seconds())
         if event in _SETTLING:
             self.decision_seconds.labels(approval.action, event).observe(elapsed)
         elif event in _EXECUTED:
@@ -118,14 +124,7 @@ class Metrics:
         self.callback_lag.set(max(0.0, (now - oldest).total_seconds()) if oldest else 0)
 
 
-def _seconds_since(start: datetime | None, end: datetime | None) -> float | None:
-    if start is None:
-        return None
-    end = end or datetime.now(start.tzinfo)
-    return max(0.0, (end - start).total_seconds())
-
-
-def instrument_stripe(http_client: Any, metrics: Metrics) -> None:
+def instrument_stripe(http_client: stripe.HTTPXClient, metrics: Metrics) -> None:
     """Time each request the Stripe SDK sends through its HTTP client (one wrapped method on our instance)."""
     send: Callable[..., Awaitable[tuple[Any, int, Any]]] = http_client.request_async
 
@@ -141,29 +140,27 @@ def instrument_stripe(http_client: Any, metrics: Metrics) -> None:
         finally:
             metrics.vendor_call("stripe", name, status, time.perf_counter() - started)
 
-    http_client.request_async = timed
+    http_client.request_async = timed  # type: ignore[method-assign]
 
 
-def instrument_slack(client: Any, metrics: Metrics) -> None:
+def instrument_slack(client: AsyncWebClient, metrics: Metrics) -> None:
     """Time each Web API call of a slack_sdk AsyncWebClient; the status is `ok` or Slack's error code."""
-    call: Callable[..., Awaitable[Any]] = client.api_call
+    call: Callable[..., Awaitable[AsyncSlackResponse]] = client.api_call
 
-    async def timed(api_method: str, **kwargs: Any) -> Any:
+    async def timed(api_method: str, **kwargs: Any) -> AsyncSlackResponse:
         started = time.perf_counter()
         status = "transport"
         try:
             response = await call(api_method, **kwargs)
             status = "ok" if response.get("ok") else str(response.get("error"))
             return response
-        except Exception as exc:
-            answered = getattr(exc, "response", None)
-            if answered is not None:
-                status = str(answered.get("error") or answered.status_code)
+        except SlackApiError as exc:
+            status = str(exc.response.get("error") or exc.response.status_code)
             raise
         finally:
             metrics.vendor_call("slack", api_method, status, time.perf_counter() - started)
 
-    client.api_call = timed
+    client.api_call = timed  # type: ignore[method-assign]
 
 
 __all__ = ["Metrics", "instrument_slack", "instrument_stripe"]

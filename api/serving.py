@@ -87,7 +87,8 @@ class SlowClientGuard:
         if self.transport.is_closing():
             return
         cycle = getattr(self, "cycle", None)
-        answered = cycle is not None and cycle is not self._cycle_at_arm and cycle.response_started
+        # A response under way (the app answered before the body was in) is cut, not followed by a 408.
+        answered = cycle is not None and cycle.response_started and not cycle.response_complete
         if not answered:
             self.transport.write(_TIMEOUT_RESPONSE)
         self.transport.close()

@@ -96,10 +96,10 @@ def wait_until_serving(url: str, process: Process, timeout: float = 30) -> None:
 
 
 @contextmanager
-def served(database_url: str, log_path: Path, **values: str) -> Iterator[tuple[str, Process]]:
+def served(database_url: str, log_path: Path, *args: str, **values: str) -> Iterator[tuple[str, Process]]:
     """`cheqpoint serve` on a free port; yields its URL and the process (killed if the test left it running)."""
     port = free_port()
-    process = Process(["serve", "--port", str(port)], environment(database_url, **values), log_path)
+    process = Process(["serve", "--port", str(port), *args], environment(database_url, **values), log_path)
     url = f"http://127.0.0.1:{port}"
     try:
         wait_until_serving(url, process)

@@ -106,7 +106,7 @@ def test_sigterm_to_the_worker_returns_its_claimed_job_at_once(database_url, tmp
     conn = new_connection(database_url)
     try:
         # The API alone (its worker would take the job): a rule approves at once and enqueues the callback.
-        with served(database_url, tmp_path / "serve.log", CHEQPOINT_POLICY_FILE=str(policy)) as (url, _):
+        with served(database_url, tmp_path / "serve.log", "--no-worker", CHEQPOINT_POLICY_FILE=str(policy)) as (url, _):
             created = httpx.post(f"{url}/v1/approvals", headers={"Authorization": f"Bearer {conn['key']}"},
                                  json={**REFUND, "execute": False, "callbackUrl": receiver.url}, timeout=10)
         assert created.status_code == 200, created.text
