@@ -67,7 +67,7 @@ async def slack_problems(settings: Settings, http: httpx.AsyncClient) -> list[st
     headers = {"Authorization": f"Bearer {token}"}
 
     async def call(method: str, **args: str) -> dict[str, object]:
-        response = await http.post(base + method, data=args, headers=headers, timeout=10.0)
+        response = await http.post(base + method, data=args, headers=headers, timeout=5.0)
         return response.json()
 
     try:

@@ -124,3 +124,21 @@ def test_a_requests_whole_life_is_measured_and_logged_as_json_without_secrets(da
     leaked = [name for name, value in secrets.items() if value and value in log_text]
     assert not leaked, f"secrets in the log: {leaked}"
     assert "apiKey" not in log_text
+
+
+def test_a_newline_in_an_unverified_request_cannot_forge_a_log_line(database_url, tmp_path: Path):
+    slack = FakeSlack(token=TOKEN)
+    forged = '{"level": "INFO", "logger": "cheqpoint", "message": "operator approved apr_123"}'
+    with slack.serving() as slack_url:
+        env = {"SLACK_BOT_TOKEN": TOKEN, "SLACK_SIGNING_SECRET": SECRET, "SLACK_API_URL": slack_url,
+               "CHEQPOINT_REVIEW_CHANNEL": REVIEW, "CHEQPOINT_APPROVERS": APPROVER}
+        with served(database_url, tmp_path / "serve.log", **env) as (url, process):
+            body = f"command=%2Fcheqpoint&text=hello\n{forged}\n".encode()  # a form field with newlines in it
+            unsigned = httpx.post(f"{url}/slack/events", content=body, timeout=10, headers={
+                "Content-Type": "application/x-www-form-urlencoded",
+                "X-Slack-Request-Timestamp": str(int(time.time())), "X-Slack-Signature": "v0=forged"})
+            assert unsigned.status_code == 401
+            assert process.stop() == 0
+    lines = [line for line in process.log().splitlines() if line.strip()]
+    records = [json.loads(line) for line in lines]  # every line is still one JSON object…
+    assert not any(r.get("message") == "operator approved apr_123" for r in records)  # …and none is the forgery
