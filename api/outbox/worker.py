@@ -107,6 +107,9 @@ class Worker:
         if self._stopping:
             return 0
         jobs = await self.context.db.write(self._claim)
+        if jobs and self._stopping:  # told to stop while claiming: hand these back untouched
+            await self.context.db.write(lambda session: self._release(session, [job.id for job in jobs]))
+            return 0
         if jobs:
             tasks = [asyncio.create_task(self._run_job(job), name=f"job-{job.id}") for job in jobs]
             self._running.update({job.id: task for job, task in zip(jobs, tasks, strict=True)})
