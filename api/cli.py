@@ -108,7 +108,6 @@ def _start(settings: Settings) -> None:
     configure_logging(settings.log_format, settings.log_level)
     problem = asyncio.run(_database_problem(settings))
     if problem is not None:
-        logging.getLogger("cheqpoint.startup").error(problem)
         fail(problem, 1)
 
 

@@ -20,7 +20,7 @@ def test_an_unreachable_database_is_one_line_and_exit_1(command: list[str]):
     assert result.returncode == 1, output
     assert "Traceback" not in output and "pw-s3cret-value" not in output
     assert "database unreachable (PostgreSQL at 127.0.0.1:" in output
-    assert len(result.stderr.strip().splitlines()) <= 2, result.stderr  # the log line and the error line
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
 
 
 def test_a_sqlite_file_that_cannot_be_opened_is_one_line_too(tmp_path: Path):
