@@ -2,7 +2,7 @@
 
 from functools import cached_property
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -44,6 +44,20 @@ class Settings(BaseSettings):
 
     # How often the worker looks for due jobs when nothing in this process woke it.
     worker_poll_seconds: float = Field(0.5, validation_alias=_alias("CHEQPOINT_WORKER_POLL_SECONDS"))
+
+    # Operations (docs/operations.md): logs, the HTTP server's limits, and how long a stop may take.
+    log_format: Literal["json", "console"] = Field("json", validation_alias=_alias("LOG_FORMAT"))
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", validation_alias=_alias("LOG_LEVEL"))
+    shutdown_grace_seconds: float = Field(10.0, ge=0, validation_alias=_alias("CHEQPOINT_SHUTDOWN_GRACE_SECONDS"))
+    max_concurrency: int = Field(2000, ge=1, validation_alias=_alias("CHEQPOINT_MAX_CONCURRENCY"))
+    keep_alive_seconds: float = Field(5.0, gt=0, validation_alias=_alias("CHEQPOINT_KEEP_ALIVE_SECONDS"))
+    header_timeout_seconds: float = Field(10.0, gt=0, validation_alias=_alias("CHEQPOINT_HEADER_TIMEOUT_SECONDS"))
+    body_timeout_seconds: float = Field(30.0, gt=0, validation_alias=_alias("CHEQPOINT_BODY_TIMEOUT_SECONDS"))
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper_level(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
 
     @field_validator("approvers", mode="before")
     @classmethod
