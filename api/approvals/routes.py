@@ -10,6 +10,7 @@ from api.approvals.schemas import ApprovalCreate, approval_out
 from api.approvals.service import Intake
 from api.connections.auth import bearer_connection
 from api.connections.models import Connection
+from api.http import FiniteJSONResponse
 
 router = APIRouter(prefix="/v1", tags=["approvals"])
 Authed = Annotated[Connection, Depends(bearer_connection)]
@@ -32,15 +33,15 @@ async def create_approval(
         approval_id, timeout_ms = approval.id, body.timeout_ms
         del approval, created, body  # what the hold does not need is not kept while it waits
         approval = await container.approvals.hold(connection.id, approval_id, timeout_ms)
-        return JSONResponse(approval_out(approval), status_code=200)
-    return JSONResponse(approval_out(approval), status_code=202 if approval.status == "pending" else 200)
+        return FiniteJSONResponse(approval_out(approval), status_code=200)
+    return FiniteJSONResponse(approval_out(approval), status_code=202 if approval.status == "pending" else 200)
 
 
 @router.get("/approvals/{approval_id}")
 async def get_approval(approval_id: str, request: Request, connection: Authed,
                        wait_ms: Annotated[int, Query(alias="waitMs", ge=0)] = 0) -> JSONResponse:
     approval = await _services(request).approvals.hold(connection.id, approval_id, wait_ms)
-    return JSONResponse(approval_out(approval))
+    return FiniteJSONResponse(approval_out(approval))
 
 
 @router.get("/approvals")
@@ -50,11 +51,11 @@ async def list_approvals(
 ) -> JSONResponse:
     rows, next_cursor = await _services(request).approvals.list(connection.id, status=status, limit=limit,
                                                                 cursor=cursor)
-    return JSONResponse({"data": [approval_out(a) for a in rows], "nextCursor": next_cursor})
+    return FiniteJSONResponse({"data": [approval_out(a) for a in rows], "nextCursor": next_cursor})
 
 
 @router.post("/approvals/{approval_id}/cancel")
 async def cancel_approval(approval_id: str, request: Request, connection: Authed) -> JSONResponse:
     actor = Actor("system", connection.id, f"{connection.name} (the requesting agent)")
     approval = await _services(request).approvals.cancel(connection.id, approval_id, actor)
-    return JSONResponse(approval_out(approval))
+    return FiniteJSONResponse(approval_out(approval))

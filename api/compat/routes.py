@@ -21,6 +21,7 @@ from api.compat.translate import app_error_status, error_message, to_intake
 from api.connections.auth import connection_for_key
 from api.connections.models import Connection
 from api.errors import AppError, Unauthorized
+from api.http import FiniteJSONResponse
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +88,7 @@ async def inbound(body: CompatCreate, request: Request, x_api_key: ApiKey = None
         cap = getattr(request.app.state, "compat_max_wait_ms", MAX_WAIT_MS)
         approval = await request.app.state.container.approvals.hold(
             approval.connection_id, approval.id, min(body.max_wait_ms, cap))
-    return JSONResponse(inbound_view(approval))
+    return FiniteJSONResponse(inbound_view(approval))
 
 
 @router.post("/approvals/request")
@@ -95,14 +96,14 @@ async def create_request(body: CompatCreate, request: Request, x_api_key: ApiKey
                          idempotency_key: IdempotencyKey = None) -> JSONResponse:
     """Create a request and answer at once with its id and status (decided already when a rule did)."""
     approval = await _create(request, body, x_api_key, idempotency_key)
-    return JSONResponse({"id": approval.id, "status": upper_status(approval)})
+    return FiniteJSONResponse({"id": approval.id, "status": upper_status(approval)})
 
 
 @router.get("/approvals/{approval_id}")
 async def get_request(approval_id: str, request: Request, x_api_key: ApiKey = None) -> JSONResponse:
     connection = await _connection(request, x_api_key)
     approval = await request.app.state.container.approvals.get(connection.id, approval_id)
-    return JSONResponse(compat_view(approval))
+    return FiniteJSONResponse(compat_view(approval))
 
 
 __all__ = ["router"]
