@@ -17,6 +17,7 @@ class Approval(Base):
         UniqueConstraint("connection_id", "idempotency_key", name="uq_approvals_idempotency"),
         Index("ix_approvals_connection_status", "connection_id", "status"),
         Index("ix_approvals_status_expires", "status", "expires_at"),
+        Index("ix_approvals_connection_created", "connection_id", "created_at"),  # per-minute limits
     )
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)

@@ -27,20 +27,25 @@ async def create_approval(
     idempotency_key: Annotated[str | None, Header(max_length=255)] = None,
 ) -> JSONResponse:
     container = _services(request)
-    created = await container.approvals.create(connection, Intake(body, idempotency_key=idempotency_key))
-    approval = created.approval
-    if body.timeout_ms is not None:
-        approval_id, timeout_ms = approval.id, body.timeout_ms
-        del approval, created, body  # what the hold does not need is not kept while it waits
+    if body.timeout_ms is None:
+        created = await container.approvals.create(connection, Intake(body, idempotency_key=idempotency_key))
+        approval = created.approval
+        return FiniteJSONResponse(approval_out(approval), status_code=202 if approval.status == "pending" else 200)
+    # The hold's slot is taken before anything is stored: a request refused for holds leaves no approval.
+    async with container.approvals.hold_slot(connection.id, body.timeout_ms):
+        created = await container.approvals.create(connection, Intake(body, idempotency_key=idempotency_key))
+        approval_id, timeout_ms = created.approval.id, body.timeout_ms
+        del created, body  # what the hold does not need is not kept while it waits
         approval = await container.approvals.hold(connection.id, approval_id, timeout_ms)
-        return FiniteJSONResponse(approval_out(approval), status_code=200)
-    return FiniteJSONResponse(approval_out(approval), status_code=202 if approval.status == "pending" else 200)
+    return FiniteJSONResponse(approval_out(approval), status_code=200)
 
 
 @router.get("/approvals/{approval_id}")
 async def get_approval(approval_id: str, request: Request, connection: Authed,
                        wait_ms: Annotated[int, Query(alias="waitMs", ge=0)] = 0) -> JSONResponse:
-    approval = await _services(request).approvals.hold(connection.id, approval_id, wait_ms)
+    approvals = _services(request).approvals
+    async with approvals.hold_slot(connection.id, wait_ms):
+        approval = await approvals.hold(connection.id, approval_id, wait_ms)
     return FiniteJSONResponse(approval_out(approval))
 
 

@@ -7,6 +7,7 @@ functions it runs inside take the session and only flush.
 import base64
 import logging
 from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -30,12 +31,13 @@ from api.db import Database
 from api.errors import Conflict, NotFound, ValidationFailed
 from api.execution.gateway import StripeGateway, StripeGatewayError
 from api.ids import new_id
+from api.limits import HoldSlots, IntakeLimits, check_before_lookup, check_intake, check_pending, serialize
 from api.outbox.service import enqueue
-from api.policy import Policy, PolicyDecision, PolicyInput, empty_totals
+from api.policy import Policy, PolicyDecision, PolicyInput, Totals, empty_totals
 
 log = logging.getLogger(__name__)
 
-TotalsProvider = Callable[[AsyncSession, Connection, str, dict[str, Any], datetime], Awaitable[dict[str, Any]]]
+TotalsProvider = Callable[[AsyncSession, Connection, str, dict[str, Any], datetime], Awaitable[Totals]]
 
 
 @dataclass
@@ -46,6 +48,15 @@ class Intake:
     idempotency_key: str | None = None
     surface: str = "native"
     extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What the policy decided for one request, and what intake makes of it."""
+
+    decision: PolicyDecision
+    verdict: str  # pass | approve | reject | review
+    expires_at: datetime
 
 
 @dataclass
@@ -66,6 +77,8 @@ class ApprovalService:
         self.gateway = gateway
         self.totals = totals
         self.clock = clock
+        self.limits = IntakeLimits.from_settings(settings)
+        self.hold_slots = HoldSlots(db, settings.limit_holds, clock)
 
     # ---- intake -------------------------------------------------------------------------------
 
@@ -85,46 +98,59 @@ class ApprovalService:
             await check_callback_url(body.callback_url, allow_private=self.settings.callback_allow_private)
         policy = self.policy()
         now = self.clock()
-        totals = empty_totals()  # zeros nobody reads: a policy without `totals` spares the aggregate queries
-        if policy.reads_totals:
-            async with self.db.read() as session:
-                totals = await self.totals(session, connection, body.action, details, now)
-        decision = policy.evaluate(PolicyInput(
-            action=body.action, details=details, connection={"id": connection.id, "name": connection.name},
-            request={"riskLevel": body.risk_level, "priority": body.priority, "agentName": body.agent_name,
-                     "metadata": body.metadata or {}}, totals=totals, now=now))
-        if decision.errors:
-            log.warning("policy conditions failed for a %s request: %s", body.action, decision.errors)
         read_only = spec is not None and spec.read_only
-        verdict = decision.decision
-        if verdict == "pass" and not read_only:
-            verdict = "review"  # `pass` executes without review: only lookups may do that
-        elif verdict == "approve" and read_only:
-            verdict = "pass"  # an approved lookup has nothing to wait for: run it now
-        expires_at = self._expiry(body, decision, policy, now)
-        execute = body.execute if body.execute is not None else spec is not None
-        lookup = await self._run_lookup(spec, details) if verdict == "pass" else None
-        fields = dict(
-            id=new_id("apr"), connection_id=connection.id, idempotency_key=intake.idempotency_key,
-            request_hash=body.fingerprint(), surface=intake.surface, status="pending", action=body.action,
-            summary=body.summary, details=details, justification=body.justification, changes={},
-            expires_at=expires_at, rule=decision.rule, policy_version=decision.policy_version,
-            approvers=decision.approvers or self.settings.approvers,
-            required_approvals=decision.required_approvals, risk_level=body.risk_level, priority=body.priority,
-            agent_name=body.agent_name, request_metadata=body.metadata or {}, extra=intake.extra,
-            callback_url=body.callback_url, execute=execute and not read_only, execution_status="not_requested",
-            created_at=now, updated_at=now)
+        # A write whose policy reads totals is decided inside the inserting transaction, under the
+        # Connection's (and customer's) lock, so concurrent requests count each other. Lookups move no
+        # money and may call Stripe, which must not happen under a lock: they are decided first.
+        decide_locked = policy.reads_totals and not read_only
+        early: Outcome | None = None
+        if not decide_locked:
+            totals = empty_totals()  # zeros nobody reads: a policy without `totals` spares the aggregate queries
+            if policy.reads_totals:
+                async with self.db.read() as session:
+                    totals = await self.totals(session, connection, body.action, details, now)
+            early = self._decide(policy, connection, body, details, totals, now, read_only)
+        lookup = None
+        if early is not None and early.verdict == "pass":
+            async with self.db.read() as session:
+                await check_before_lookup(session, self.limits, connection.id, now)
+            lookup = await self._run_lookup(spec, details)
+        approval_id = new_id("apr")
+        customer = details.get("customer_id")
+        locks = [("connection", connection.id)]
+        if decide_locked and isinstance(customer, str) and customer:
+            locks.append(("customer", customer))
 
         async def write(session: AsyncSession) -> Approval:
-            approval = Approval(**fields, decisions=[])
-            # No flush here: the rows of a whole group commit are inserted together at its end.
+            await serialize(session, *locks)
+            outcome = early
+            if outcome is None:
+                totals = await self.totals(session, connection, body.action, details, now)
+                outcome = self._decide(policy, connection, body, details, totals, now, read_only)
+            await check_intake(session, self.limits, connection.id, now, lookup=outcome.verdict == "pass")
+            if outcome.verdict == "review":
+                await check_pending(session, self.limits, connection.id)
+            decision = outcome.decision
+            execute = body.execute if body.execute is not None else spec is not None
+            approval = Approval(
+                id=approval_id, connection_id=connection.id, idempotency_key=intake.idempotency_key,
+                request_hash=body.fingerprint(), surface=intake.surface, status="pending", action=body.action,
+                summary=body.summary, details=details, justification=body.justification, changes={},
+                expires_at=outcome.expires_at, rule=decision.rule, policy_version=decision.policy_version,
+                approvers=decision.approvers or self.settings.approvers,
+                required_approvals=decision.required_approvals, risk_level=body.risk_level,
+                priority=body.priority, agent_name=body.agent_name, request_metadata=body.metadata or {},
+                extra=intake.extra, callback_url=body.callback_url, execute=execute and not read_only,
+                execution_status="not_requested", created_at=now, updated_at=now, decisions=[])
+            # Rows are not flushed here: a group commit inserts its rows together at its end (queries
+            # of later callers in the batch autoflush them, so those callers do count them).
             session.add(approval)
             audit.record(session, "approval.created", approval_id=approval.id, connection_id=connection.id,
                          actor={"type": "connection", "id": connection.id, "name": connection.name},
                          after=state.snapshot(approval),
                          detail={"rule": decision.rule, "decision": decision.decision,
                                  "policyVersion": decision.policy_version, "policyErrors": decision.errors or None})
-            await self._apply_policy(session, approval, verdict, decision, lookup)
+            await self._apply_policy(session, approval, outcome.verdict, decision, lookup)
             return approval
 
         try:
@@ -138,6 +164,21 @@ class ApprovalService:
         if created.is_settled:
             self.waiters.notify(created.id, created)
         return Created(created, replayed=False)
+
+    def _decide(self, policy: Policy, connection: Connection, body: ApprovalCreate, details: dict[str, Any],
+                totals: Totals, now: datetime, read_only: bool) -> "Outcome":
+        decision = policy.evaluate(PolicyInput(
+            action=body.action, details=details, connection={"id": connection.id, "name": connection.name},
+            request={"riskLevel": body.risk_level, "priority": body.priority, "agentName": body.agent_name,
+                     "metadata": body.metadata or {}}, totals=totals, now=now))
+        if decision.errors:
+            log.warning("policy conditions failed for a %s request: %s", body.action, decision.errors)
+        verdict = decision.decision
+        if verdict == "pass" and not read_only:
+            verdict = "review"  # `pass` executes without review: only lookups may do that
+        elif verdict == "approve" and read_only:
+            verdict = "pass"  # an approved lookup has nothing to wait for: run it now
+        return Outcome(decision, verdict, self._expiry(body, decision, policy, now))
 
     async def _apply_policy(self, session: AsyncSession, approval: Approval, verdict: str,
                             decision: PolicyDecision, lookup: dict[str, Any] | None) -> None:
@@ -199,6 +240,10 @@ class ApprovalService:
         if approval is None or (connection_id is not None and approval.connection_id != connection_id):
             raise NotFound(f"no approval {approval_id}")
         return approval
+
+    def hold_slot(self, connection_id: str, wait_ms: int) -> AbstractAsyncContextManager[None]:
+        """One of the Connection's concurrent holds for the duration of a `timeoutMs`/`waitMs` request."""
+        return self.hold_slots.claim(connection_id, min(wait_ms, MAX_HOLD_MS) / 1000)
 
     async def hold(self, connection_id: str | None, approval_id: str, wait_ms: int) -> Approval:
         """The approval once settled, or as it stands after `wait_ms` (capped at MAX_HOLD_MS)."""

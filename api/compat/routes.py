@@ -26,8 +26,8 @@ from api.http import FiniteJSONResponse
 log = logging.getLogger(__name__)
 
 
-def compat_error(status: int, message: str) -> JSONResponse:
-    return JSONResponse({"error": message}, status_code=status)
+def compat_error(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status, headers=headers)
 
 
 class CompatRoute(APIRoute):
@@ -45,7 +45,7 @@ class CompatRoute(APIRoute):
                     return compat_error(400, "the request body is not valid JSON")
                 return compat_error(400, error_message("the request does not fit the API", list(errors)))
             except AppError as exc:
-                return compat_error(app_error_status(exc), error_message(exc.detail, exc.errors))
+                return compat_error(app_error_status(exc), error_message(exc.detail, exc.errors), exc.headers())
             except StarletteHTTPException as exc:
                 return compat_error(exc.status_code, str(exc.detail))
             except Exception:
@@ -82,12 +82,15 @@ async def _create(request: Request, body: CompatCreate, api_key: str | None, ide
 async def inbound(body: CompatCreate, request: Request, x_api_key: ApiKey = None,
                   idempotency_key: IdempotencyKey = None) -> JSONResponse:
     """Create a request; with `maxWaitMs`, hold up to that long (at most 10,000 ms) for the decision."""
-    approval = await _create(request, body, x_api_key, idempotency_key)
-    if body.max_wait_ms:
-        # Longer waits are held at the cap, not refused; `app.state.compat_max_wait_ms` lowers it (tests).
-        cap = getattr(request.app.state, "compat_max_wait_ms", MAX_WAIT_MS)
-        approval = await request.app.state.container.approvals.hold(
-            approval.connection_id, approval.id, min(body.max_wait_ms, cap))
+    approvals = request.app.state.container.approvals
+    if not body.max_wait_ms:
+        return FiniteJSONResponse(inbound_view(await _create(request, body, x_api_key, idempotency_key)))
+    connection = await _connection(request, x_api_key, body.api_key)
+    # Longer waits are held at the cap, not refused; `app.state.compat_max_wait_ms` lowers it (tests).
+    wait_ms = min(body.max_wait_ms, getattr(request.app.state, "compat_max_wait_ms", MAX_WAIT_MS))
+    async with approvals.hold_slot(connection.id, wait_ms):  # before anything is stored
+        approval = await _create(request, body, x_api_key, idempotency_key)
+        approval = await approvals.hold(approval.connection_id, approval.id, wait_ms)
     return FiniteJSONResponse(inbound_view(approval))
 
 
