@@ -29,6 +29,7 @@ from api.db import Database, utcnow
 from api.execution.gateway import StripeGateway
 from api.http import BodyLimit, install_error_handlers
 from api.jobs import register_core_jobs
+from api.openapi import install_openapi
 from api.outbox.registry import JobContext, JobRegistry
 from api.outbox.worker import Worker
 from api.policy import Policy, default_policy, load_policy
@@ -136,6 +137,7 @@ def create_app(settings: Settings | None = None, *, container: Container | None 
                   description="Human approval in Slack for AI agents that move money on Stripe.")
     app.state.container = container
     install_error_handlers(app)
+    install_openapi(app)
     app.include_router(approvals_router)
     app.include_router(compat_router)
     for router in container.extras.get("routers", []):

@@ -6,6 +6,7 @@ from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import JSONResponse
 
 from api.approvals.actors import Actor
+from api.approvals.docs import ApprovalListOut, ApprovalOut
 from api.approvals.schemas import ApprovalCreate, approval_out
 from api.approvals.service import Intake
 from api.connections.auth import bearer_connection
@@ -21,7 +22,9 @@ def _services(request: Request):
     return request.app.state.container
 
 
-@router.post("/approvals", status_code=202, responses={200: {"description": "decided at once, or held"}})
+@router.post("/approvals", status_code=202, response_model=ApprovalOut,
+             responses={200: {"model": ApprovalOut, "description": "decided at once, or held (`timeoutMs`)"},
+                        202: {"description": "pending review"}})
 async def create_approval(
     body: ApprovalCreate, request: Request, connection: Authed,
     idempotency_key: Annotated[str | None, Header(max_length=255)] = None,
@@ -40,7 +43,7 @@ async def create_approval(
     return FiniteJSONResponse(approval_out(approval), status_code=200)
 
 
-@router.get("/approvals/{approval_id}")
+@router.get("/approvals/{approval_id}", response_model=ApprovalOut)
 async def get_approval(approval_id: str, request: Request, connection: Authed,
                        wait_ms: Annotated[int, Query(alias="waitMs", ge=0)] = 0) -> JSONResponse:
     approvals = _services(request).approvals
@@ -49,7 +52,7 @@ async def get_approval(approval_id: str, request: Request, connection: Authed,
     return FiniteJSONResponse(approval_out(approval))
 
 
-@router.get("/approvals")
+@router.get("/approvals", response_model=ApprovalListOut)
 async def list_approvals(
     request: Request, connection: Authed, status: Status | None = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50, cursor: str | None = None,
@@ -59,7 +62,7 @@ async def list_approvals(
     return FiniteJSONResponse({"data": [approval_out(a) for a in rows], "nextCursor": next_cursor})
 
 
-@router.post("/approvals/{approval_id}/cancel")
+@router.post("/approvals/{approval_id}/cancel", response_model=ApprovalOut)
 async def cancel_approval(approval_id: str, request: Request, connection: Authed) -> JSONResponse:
     actor = Actor("system", connection.id, f"{connection.name} (the requesting agent)")
     approval = await _services(request).approvals.cancel(connection.id, approval_id, actor)

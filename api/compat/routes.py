@@ -16,6 +16,7 @@ from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api.approvals.models import Approval
+from api.compat.docs import InboundOut, RequestCreatedOut, RequestOut
 from api.compat.schemas import MAX_WAIT_MS, CompatCreate, compat_view, inbound_view, upper_status
 from api.compat.translate import app_error_status, error_message, to_intake
 from api.connections.auth import connection_for_key
@@ -78,7 +79,7 @@ async def _create(request: Request, body: CompatCreate, api_key: str | None, ide
     return created.approval
 
 
-@router.post("/webhooks/inbound")
+@router.post("/webhooks/inbound", response_model=InboundOut)
 async def inbound(body: CompatCreate, request: Request, x_api_key: ApiKey = None,
                   idempotency_key: IdempotencyKey = None) -> JSONResponse:
     """Create a request; with `maxWaitMs`, hold up to that long (at most 10,000 ms) for the decision."""
@@ -94,7 +95,7 @@ async def inbound(body: CompatCreate, request: Request, x_api_key: ApiKey = None
     return FiniteJSONResponse(inbound_view(approval))
 
 
-@router.post("/approvals/request")
+@router.post("/approvals/request", response_model=RequestCreatedOut)
 async def create_request(body: CompatCreate, request: Request, x_api_key: ApiKey = None,
                          idempotency_key: IdempotencyKey = None) -> JSONResponse:
     """Create a request and answer at once with its id and status (decided already when a rule did)."""
@@ -102,7 +103,7 @@ async def create_request(body: CompatCreate, request: Request, x_api_key: ApiKey
     return FiniteJSONResponse({"id": approval.id, "status": upper_status(approval)})
 
 
-@router.get("/approvals/{approval_id}")
+@router.get("/approvals/{approval_id}", response_model=RequestOut)
 async def get_request(approval_id: str, request: Request, x_api_key: ApiKey = None) -> JSONResponse:
     connection = await _connection(request, x_api_key)
     approval = await request.app.state.container.approvals.get(connection.id, approval_id)
