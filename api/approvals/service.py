@@ -31,7 +31,7 @@ from api.db import Database
 from api.errors import Conflict, NotFound, ValidationFailed
 from api.execution.gateway import StripeGateway, StripeGatewayError
 from api.ids import new_id
-from api.limits import HoldSlots, IntakeLimits, check_before_lookup, check_intake, check_pending, serialize
+from api.limits import HoldSlots, IntakeGate, IntakeLimits, Ticket, check_before_lookup, serialize
 from api.outbox.service import enqueue
 from api.policy import Policy, PolicyDecision, PolicyInput, Totals, empty_totals
 
@@ -78,6 +78,7 @@ class ApprovalService:
         self.totals = totals
         self.clock = clock
         self.limits = IntakeLimits.from_settings(settings)
+        self.gate = IntakeGate(db, self.limits)
         self.hold_slots = HoldSlots(db, settings.limit_holds, clock)
 
     # ---- intake -------------------------------------------------------------------------------
@@ -115,33 +116,33 @@ class ApprovalService:
             async with self.db.read() as session:
                 await check_before_lookup(session, self.limits, connection.id, now)
             lookup = await self._run_lookup(spec, details)
-        approval_id = new_id("apr")
         customer = details.get("customer_id")
         locks = [("connection", connection.id)]
         if decide_locked and isinstance(customer, str) and customer:
             locks.append(("customer", customer))
 
-        async def write(session: AsyncSession) -> Approval:
+        execute = body.execute if body.execute is not None else spec is not None
+        # Everything that does not depend on the decision is prepared here, not in the (SQLite) writer.
+        fields = dict(
+            id=new_id("apr"), connection_id=connection.id, idempotency_key=intake.idempotency_key,
+            request_hash=body.fingerprint(), surface=intake.surface, status="pending", action=body.action,
+            summary=body.summary, details=details, justification=body.justification, changes={},
+            risk_level=body.risk_level, priority=body.priority, agent_name=body.agent_name,
+            request_metadata=body.metadata or {}, extra=intake.extra, callback_url=body.callback_url,
+            execute=execute and not read_only, execution_status="not_requested", created_at=now, updated_at=now)
+
+        async def write(session: AsyncSession, ticket: Ticket) -> Approval:
             await serialize(session, *locks)
             outcome = early
             if outcome is None:
                 totals = await self.totals(session, connection, body.action, details, now)
                 outcome = self._decide(policy, connection, body, details, totals, now, read_only)
-            await check_intake(session, self.limits, connection.id, now, lookup=outcome.verdict == "pass")
-            if outcome.verdict == "review":
-                await check_pending(session, self.limits, connection.id)
+            await ticket.check(session, lookup=outcome.verdict == "pass", review=outcome.verdict == "review")
             decision = outcome.decision
-            execute = body.execute if body.execute is not None else spec is not None
-            approval = Approval(
-                id=approval_id, connection_id=connection.id, idempotency_key=intake.idempotency_key,
-                request_hash=body.fingerprint(), surface=intake.surface, status="pending", action=body.action,
-                summary=body.summary, details=details, justification=body.justification, changes={},
-                expires_at=outcome.expires_at, rule=decision.rule, policy_version=decision.policy_version,
-                approvers=decision.approvers or self.settings.approvers,
-                required_approvals=decision.required_approvals, risk_level=body.risk_level,
-                priority=body.priority, agent_name=body.agent_name, request_metadata=body.metadata or {},
-                extra=intake.extra, callback_url=body.callback_url, execute=execute and not read_only,
-                execution_status="not_requested", created_at=now, updated_at=now, decisions=[])
+            approval = Approval(**fields, expires_at=outcome.expires_at, rule=decision.rule,
+                                policy_version=decision.policy_version,
+                                approvers=decision.approvers or self.settings.approvers,
+                                required_approvals=decision.required_approvals, decisions=[])
             # Rows are not flushed here: a group commit inserts its rows together at its end (queries
             # of later callers in the batch autoflush them, so those callers do count them).
             session.add(approval)
@@ -154,7 +155,8 @@ class ApprovalService:
             return approval
 
         try:
-            created = await self.db.write(write)
+            async with self.gate.admit(connection.id, now) as ticket:
+                created = await self.db.write(lambda session: write(session, ticket))
         except IntegrityError:
             # Two requests with one Idempotency-Key raced; the other one won.
             earlier = await self._find_by_key(connection.id, intake.idempotency_key or "")

@@ -5,8 +5,9 @@ counts are counted from the approvals table under a per-Connection lock (see `se
 rows in `connection_holds`.
 """
 
+from api.limits.gate import IntakeGate, Ticket
 from api.limits.holds import HoldSlots
-from api.limits.intake import IntakeLimits, check_before_lookup, check_intake, check_pending
+from api.limits.intake import IntakeLimits, check_before_lookup, check_intake
 from api.limits.locks import serialize
 
-__all__ = ["HoldSlots", "IntakeLimits", "check_before_lookup", "check_intake", "check_pending", "serialize"]
+__all__ = ["HoldSlots", "IntakeGate", "IntakeLimits", "Ticket", "check_before_lookup", "check_intake", "serialize"]
