@@ -112,7 +112,7 @@ class BodyLimit:
             body: dict[str, Any] = {"type": PROBLEM_TYPES[problem.status], "title": problem.title,
                                     "status": problem.status, "detail": problem.detail}
             if problem.loc is not None:
-                body["errors"] = [{"loc": problem.loc, "msg": "not a finite number", "type": "finite_number"}]
+                body["errors"] = [{"loc": problem.loc, "msg": problem.message, "type": problem.kind}]
             await self._refuse(scope, send, problem.status, body)
             return
         replayed = False

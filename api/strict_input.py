@@ -1,18 +1,22 @@
 """Strict JSON: what every request body must be before any route or validator sees it.
 
 Python's `json` reads `NaN`, `Infinity` and `-Infinity`, which JSON does not have; stored, they make
-every later rendering of the row fail. Deep nesting makes parsers and validators recurse until they
-fail. Both are refused here, at the edge, naming where in the body the problem is.
+every later rendering of the row fail. It also reads `\u0000` and lone surrogates (`\ud800`), which
+PostgreSQL cannot store and UTF-8 cannot encode. Deep nesting makes parsers and validators recurse
+until they fail. All are refused here, at the edge, naming where in the body the problem is.
 """
 
 import json
 import math
+import re
 from dataclasses import dataclass
 from typing import Any
 
 from api.config import MAX_JSON_DEPTH
 
 JsonPath = list[str | int]
+# NUL, and UTF-16 surrogates (only ever halves of a pair in JSON text, never characters of their own).
+UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 
 
 @dataclass(frozen=True)
@@ -21,6 +25,8 @@ class BodyProblem:
     title: str
     detail: str
     loc: JsonPath | None = None
+    kind: str = ""
+    message: str = ""
 
 
 class _NonFinite(float):
@@ -56,15 +62,23 @@ def _walk(document: Any) -> BodyProblem | None:
         if len(path) > MAX_JSON_DEPTH:
             return _too_deep()
         if isinstance(value, float) and not math.isfinite(value):
-            where = ".".join(str(p) for p in path) or "the body"
-            return BodyProblem(422, "Validation failed",
-                               f"{where}: NaN and Infinity are not JSON numbers; send a finite number or null",
-                               loc=path)
+            return _invalid(path, "NaN and Infinity are not JSON numbers; send a finite number or null",
+                            "finite_number")
+        if isinstance(value, str) and UNSTORABLE.search(value):
+            return _invalid(path, "text may not hold NUL (\\u0000) or unpaired surrogates", "storable_text")
         if isinstance(value, dict):
+            for key in value:
+                if UNSTORABLE.search(key):
+                    return _invalid(path, "a key holds NUL (\\u0000) or unpaired surrogates", "storable_text")
             stack.extend((item, [*path, key]) for key, item in value.items())
         elif isinstance(value, list):
             stack.extend((item, [*path, index]) for index, item in enumerate(value))
     return None
+
+
+def _invalid(path: JsonPath, message: str, kind: str) -> BodyProblem:
+    where = ".".join(str(p) for p in path) or "the body"
+    return BodyProblem(422, "Validation failed", f"{where}: {message}", loc=path, kind=kind, message=message)
 
 
 def finite(value: Any) -> Any:

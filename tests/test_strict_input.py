@@ -163,3 +163,24 @@ def test_the_database_url_is_a_secret(database_url):
     assert not any("hunter2" in text for text in shown)
     result = cheqpoint(database_url, "connections", "list", DATABASE_URL=url, CHEQPOINT_APPROVERS="not-an-id")
     assert result.returncode == 2 and "hunter2" not in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("text", ["a\\u0000b", "\\ud800", "x\\udfff"])
+@pytest.mark.parametrize("path", ["/v1/approvals", "/api/approvals/request"])
+async def test_text_that_cannot_be_stored_is_refused(client, auth, connection, container, text, path):
+    # PostgreSQL stores neither NUL nor unpaired surrogates (a 500 there before); UTF-8 cannot encode the latter.
+    body = json.dumps({**REFUND, "execute": False, "summary": "<TEXT>"}).replace('"<TEXT>"', f'"{text}"')
+    response = await client.post(path, content=body.encode(), headers={**auth, "x-api-key": connection["key"], **JSON})
+    assert response.status_code == 422, response.text
+    assert "summary" in response.text and "NUL" in response.text
+    keyed = json.dumps({**REFUND, "details": {"<KEY>": 1}}).replace('"<KEY>"', f'"{text}"')
+    response = await client.post(path, content=keyed.encode(), headers={**auth, "x-api-key": connection["key"], **JSON})
+    assert response.status_code == 422 and "details" in response.text
+    assert await stored(container) == 0
+
+
+@pytest.mark.parametrize("approval_id", ["apr_%00", "apr_\u00e9", "x" * 300])
+async def test_ids_that_are_not_ours_are_not_found(client, auth, connection, approval_id):
+    assert (await client.get(f"/v1/approvals/{approval_id}", headers=auth)).status_code == 404
+    compat = await client.get(f"/api/approvals/{approval_id}", headers={"x-api-key": connection["key"]})
+    assert compat.status_code == 404 and "error" in compat.json()

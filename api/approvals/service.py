@@ -6,6 +6,7 @@ functions it runs inside take the session and only flush.
 
 import base64
 import logging
+import re
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
@@ -36,6 +37,7 @@ from api.outbox.service import enqueue
 from api.policy import Policy, PolicyDecision, PolicyInput, Totals, empty_totals
 
 log = logging.getLogger(__name__)
+APPROVAL_ID = re.compile(r"apr_[0-9a-z]{1,60}")
 
 TotalsProvider = Callable[[AsyncSession, Connection, str, dict[str, Any], datetime], Awaitable[Totals]]
 
@@ -237,6 +239,8 @@ class ApprovalService:
 
     async def get(self, connection_id: str | None, approval_id: str) -> Approval:
         """One approval; with a connection id, only if that Connection owns it (else 404, not 403)."""
+        if not APPROVAL_ID.fullmatch(approval_id):  # never one of ours; PostgreSQL would refuse a NUL in it
+            raise NotFound(f"no approval {approval_id}")
         async with self.db.read() as session:
             approval = await session.get(Approval, approval_id)
         if approval is None or (connection_id is not None and approval.connection_id != connection_id):
