@@ -186,3 +186,4 @@ async def test_holds_across_two_instances(make_settings, clock):
         assert (await _hold(services[0], approval_id)).status_code == 429
         assert (await _hold(services[1], approval_id)).status_code == 429
         await asyncio.gather(*holding)
+

@@ -1,5 +1,6 @@
 """Concurrent holds (`timeoutMs`, `waitMs`, `maxWaitMs`) per Connection, counted across replicas."""
 
+import asyncio
 import contextlib
 import math
 from collections.abc import AsyncIterator, Callable
@@ -49,7 +50,10 @@ class HoldSlots:
         try:
             yield
         finally:
-            await self.db.write(lambda session: self._release(session, hold.id, connection_id, now))
+            # Shielded: a client that hangs up cancels its request, but its slot must still be given back.
+            release = asyncio.ensure_future(
+                self.db.write(lambda session: self._release(session, hold.id, connection_id, now)))
+            await asyncio.shield(release)
 
     @staticmethod
     async def _release(session: AsyncSession, hold_id: str, connection_id: str, now: datetime) -> None:
