@@ -187,3 +187,16 @@ async def test_holds_across_two_instances(make_settings, clock):
         assert (await _hold(services[1], approval_id)).status_code == 429
         await asyncio.gather(*holding)
 
+
+
+async def test_a_cancelled_hold_gives_its_slot_back(make_settings, clock):
+    async with instances(make_settings(limit_holds=1), clock, 1) as (service,):
+        approval_id = (await service.post(DECIDE_ONLY, 202))["approvalId"]
+        holding = asyncio.create_task(_hold(service, approval_id, 30_000))
+        await asyncio.sleep(0.5)
+        assert (await _hold(service, approval_id, 10)).status_code == 429
+        holding.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await holding
+        await asyncio.sleep(0.2)
+        assert (await _hold(service, approval_id, 10)).status_code == 200
