@@ -151,7 +151,12 @@ class BodyLimit:
             started = True
             await send(message)
 
-        await self.app(scope, limited_receive, guarded_send)
+        try:
+            await self.app(scope, limited_receive, guarded_send)
+        except Exception:
+            if not refused:
+                raise
+            # The app failed reading a body cut short on purpose; the client already has its 413.
 
     async def _refuse(self, scope: Scope, send: Send, status: int, problem: dict[str, Any]) -> None:
         if scope["path"].startswith("/api/"):  # the Cheqpoint-compatible API answers errors its own way

@@ -130,6 +130,20 @@ async def test_chunked_bodies_over_the_limit_get_413(client, auth, connection, c
     assert await stored(container) == 0
 
 
+async def test_chunked_bodies_over_the_limit_get_413_on_the_slack_endpoint(make_settings, clock, caplog):
+    from tests.slack_helpers import slack_harness
+
+    async def chunks():
+        for _ in range(300):
+            yield b"payload=" + b"a" * 1024
+
+    async with slack_harness(make_settings, clock) as slack:
+        response = await slack.http.post("/slack/events", content=chunks(),
+                                         headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert response.status_code == 413, response.text
+    assert "Traceback" not in caplog.text
+
+
 SECRETS = ["SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET", "SLACK_APP_TOKEN", "STRIPE_SECRET_KEY",
            "CHEQPOINT_CONNECTION_KEY"]
 
