@@ -32,6 +32,7 @@ from api.http import BodyLimit, install_error_handlers
 from api.jobs import register_core_jobs
 from api.logs import RequestContext
 from api.metrics import Metrics, instrument_slack, instrument_stripe
+from api.openapi import install_openapi
 from api.outbox.registry import JobContext, JobRegistry
 from api.outbox.worker import Worker
 from api.policy import Policy, default_policy, load_policy
@@ -157,6 +158,7 @@ def create_app(settings: Settings | None = None, *, container: Container | None 
                   description="Human approval in Slack for AI agents that move money on Stripe.")
     app.state.container = container
     install_error_handlers(app)
+    install_openapi(app)
     app.include_router(approvals_router)
     app.include_router(compat_router)
     app.include_router(stripe_webhooks_router)
