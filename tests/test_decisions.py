@@ -123,7 +123,7 @@ async def test_sync_hold_is_released_by_the_decision(client, auth, container):
     assert response.status_code == 200
     assert response.json()["status"] == "rejected"
     assert response.json()["decisionNote"] == "Not today"
-    assert released_after < 1.0  # woken, not found by a later poll of the whole timeout
+    assert released_after < 5  # woken by the decision, long before the 10 s hold ends
 
 
 async def test_sync_hold_times_out_with_pending(client, auth):

@@ -33,7 +33,7 @@ async def test_a_decision_in_one_instance_releases_a_hold_in_another(settings, c
             holder.approvals.hold(created.connection.id, approval.id, 10_000), decide_soon())
         released_after = time.perf_counter() - decided_at
     assert held.status == "rejected"
-    assert released_after < 0.2
+    assert released_after < 5  # by NOTIFY: the poll (60 s) and the hold (10 s) are far longer
 
 
 async def test_racing_decisions_from_two_instances_record_one(settings, clock):
