@@ -14,7 +14,8 @@ from bot import layout
 
 TEXT_LIMIT = 120
 _CURRENCY = re.compile(r"^[a-z]{3}$")
-_ID = re.compile(r"^[A-Za-z0-9_]{1,255}$")
+# Stripe ids (`ch_…`, `price_…`, `ba_…`): linked when the dashboard has a page, else shown as code.
+_ID = re.compile(r"^[a-z]{2,12}_[A-Za-z0-9_]{1,250}$")
 
 Facts = Mapping[str, Any]
 
@@ -31,9 +32,9 @@ def word(value: Any) -> str:
 
 
 def id_or_text(value: Any, test_mode: bool) -> str:
-    """An id linked to its dashboard page; anything else shown as quoted text."""
+    """A Stripe id linked to its dashboard page (or as code); anything else shown as quoted text."""
     text = str(value)
-    if layout.dashboard_url(text, test_mode=test_mode) and _ID.match(text):
+    if _ID.match(text):
         return layout.stripe_link(text, test_mode=test_mode)
     return f"“{clean(text)}”"
 
