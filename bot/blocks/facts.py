@@ -79,6 +79,8 @@ def stripe_facts_blocks(approval: Approval, *, stripe_configured: bool, test_mod
     lines: list[str] = []
     if recorded.get("status") != "verified":
         lines.append(NOT_VERIFIED)
+        if recorded.get("reason"):
+            lines.append(f"_Why:_ {clean(recorded['reason'], _WARNING_LIMIT)}")
     lines.extend(warning_lines(recorded.get("warnings")))
     lines.extend(_mode_lines(recorded.get("livemode"), test_mode))
     lines.extend(fact_lines(family, as_mapping(recorded.get("facts")), test_mode=test_mode))
@@ -169,11 +171,11 @@ def _charge_state(charge: Facts) -> list[str]:
         parts.append(card)
     risk = charge.get("risk_level")
     if isinstance(risk, str) and risk:
-        mark = f"{WARNING_MARK} " if risk in _RISKY_RADAR_LEVELS else ""
-        parts.append(f"{mark}Radar risk: {word(risk)}")
+        level = f"*{word(risk)}*" if risk in _RISKY_RADAR_LEVELS else word(risk)
+        parts.append(f"Radar risk: {level}")
     if charge.get("disputed"):
         status = charge.get("dispute_status")
-        parts.append(f"{WARNING_MARK} *disputed*" + (f" ({word(status)})" if status else ""))
+        parts.append("*disputed*" + (f" ({word(status)})" if status else ""))
     elif charge.get("disputed") is False:
         parts.append("not disputed")
     return parts or ["no payment method details"]
@@ -264,14 +266,14 @@ def _subscription_lines(facts: Facts, test_mode: bool) -> list[str]:
     currency = currency_code(subscription.get("currency"))
     if subscription:
         status = subscription.get("status")
-        mark = f"{WARNING_MARK} " if status in _TROUBLED_SUBSCRIPTIONS else ""
-        parts = [f"*Subscription* {mark}{word(status) if status else 'status unknown'}"]
+        shown = word(status) if status else "status unknown"
+        parts = [f"*Subscription* {f'*{shown}*' if status in _TROUBLED_SUBSCRIPTIONS else shown}"]
         period_end = day_text(subscription.get("current_period_end"))
+        cancelling = bool(subscription.get("cancel_at_period_end"))
         if period_end:
-            ending = "ends" if subscription.get("cancel_at_period_end") else "renews"
-            parts.append(f"{ending} {period_end}")
-        if subscription.get("cancel_at_period_end"):
-            parts.append("already set to cancel at period end")
+            parts.append(f"{'ends' if cancelling else 'renews'} {period_end}")
+        elif cancelling:
+            parts.append("set to cancel at period end")
         if subscription.get("customer"):
             parts.append(f"customer {id_or_text(subscription['customer'], test_mode)}")
         lines.append(" · ".join(parts))
