@@ -182,6 +182,9 @@ def test_unverified_facts_say_so_first():
     text = section_text(approval(stripe_facts=facts))
     assert text.startswith("*What Stripe says*\n⚠️ *Not verified against Stripe*")
     assert "\n_Why:_ Stripe timed out *after 3 s*" in text
+    assert "keeps asking Stripe and updates this message" in text
+    decided = approval(stripe_facts=facts, status="rejected")
+    assert "keeps asking" not in section_text(decided) and "Not verified" in section_text(decided)
     assert "Read from Stripe" not in text
 
 

@@ -30,9 +30,10 @@ FACTS_BLOCK_ID = "stripe_facts"
 HEADING = "*What Stripe says*"
 WARNING_MARK = "⚠️"
 NOT_VERIFIED = (
-    f"{WARNING_MARK} *Not verified against Stripe* — what is shown above is the agent's word only. "
-    "Cheqpoint keeps trying, and reads Stripe again before anything is executed."
+    f"{WARNING_MARK} *Not verified against Stripe* — the details above are the agent's word only. "
+    "Stripe is read again before anything is executed."
 )
+RETRYING = "Cheqpoint keeps asking Stripe and updates this message when it answers."
 
 # Enough to scan; a request with more is in Cheqpoint and the Stripe dashboard in full.
 MAX_WARNINGS = 8
@@ -79,6 +80,8 @@ def stripe_facts_blocks(approval: Approval, *, stripe_configured: bool, test_mod
     lines: list[str] = []
     if recorded.get("status") != "verified":
         lines.append(NOT_VERIFIED)
+        if recorded.get("status") == "unverified" and approval.get("status") == "pending":
+            lines.append(RETRYING)
         if recorded.get("reason"):
             lines.append(f"_Why:_ {clean(recorded['reason'], _WARNING_LIMIT)}")
     lines.extend(warning_lines(recorded.get("warnings")))
