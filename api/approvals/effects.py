@@ -17,6 +17,7 @@ EVENTS = frozenset({
     "vote",           # one approval of several recorded; still pending
     "approved", "rejected", "expired", "cancelled",
     "executed", "execution_failed",
+    "verified",       # a request accepted unverified was verified against Stripe later; still pending
 })
 
 Subscriber = Callable[[AsyncSession, Approval, str], Awaitable[None]]

@@ -54,6 +54,9 @@ class Approval(Base):
     execution_result: Mapped[dict[str, Any] | None]
     execution_error: Mapped[dict[str, Any] | None]
     stripe_object_id: Mapped[str | None] = mapped_column(String(100))
+    # What Stripe said about the request (`stripeFacts`): None when Stripe is not configured or the
+    # action has nothing to verify.
+    stripe_facts: Mapped[dict[str, Any] | None]
 
     slack_channel: Mapped[str | None] = mapped_column(String(40))
     slack_ts: Mapped[str | None] = mapped_column(String(40))

@@ -80,4 +80,5 @@ def approval_out(approval: Approval) -> dict[str, Any]:
         "decidedAt": _iso(approval.decided_at),
         "expiresAt": _iso(approval.expires_at),
         "execution": execution_out(approval),
+        "stripeFacts": approval.stripe_facts,
     }

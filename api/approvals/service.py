@@ -29,11 +29,15 @@ from api.connections.models import Connection
 from api.db import Database
 from api.errors import Conflict, NotFound, ValidationFailed
 from api.execution.gateway import StripeGateway, StripeGatewayError
+from api.facts import Contradicted, Verification, Verifier, stripe_variable
 from api.ids import new_id
 from api.outbox.service import enqueue
 from api.policy import Policy, PolicyDecision, PolicyInput, empty_totals
 
 log = logging.getLogger(__name__)
+
+VERIFY_JOB = "stripe.verify"
+VERIFY_ATTEMPTS = 12  # with the outbox's doubling back-off: about two hours of trying
 
 TotalsProvider = Callable[[AsyncSession, Connection, str, dict[str, Any], datetime], Awaitable[dict[str, Any]]]
 
@@ -66,6 +70,7 @@ class ApprovalService:
         self.gateway = gateway
         self.totals = totals
         self.clock = clock
+        self.verifier = Verifier(gateway)
 
     # ---- intake -------------------------------------------------------------------------------
 
@@ -85,6 +90,10 @@ class ApprovalService:
             await check_callback_url(body.callback_url, allow_private=self.settings.callback_allow_private)
         policy = self.policy()
         now = self.clock()
+        verification = await self._verify(body.action, details, now)
+        if verification is not None:
+            details = {**details, **verification.fills}
+        facts = verification.document() if verification is not None else None
         totals = empty_totals()  # zeros nobody reads: a policy without `totals` spares the aggregate queries
         if policy.reads_totals:
             async with self.db.read() as session:
@@ -92,7 +101,7 @@ class ApprovalService:
         decision = policy.evaluate(PolicyInput(
             action=body.action, details=details, connection={"id": connection.id, "name": connection.name},
             request={"riskLevel": body.risk_level, "priority": body.priority, "agentName": body.agent_name,
-                     "metadata": body.metadata or {}}, totals=totals, now=now))
+                     "metadata": body.metadata or {}}, totals=totals, now=now, stripe=stripe_variable(facts)))
         if decision.errors:
             log.warning("policy conditions failed for a %s request: %s", body.action, decision.errors)
         read_only = spec is not None and spec.read_only
@@ -101,6 +110,9 @@ class ApprovalService:
             verdict = "review"  # `pass` executes without review: only lookups may do that
         elif verdict == "approve" and read_only:
             verdict = "pass"  # an approved lookup has nothing to wait for: run it now
+        unverified = verification is not None and verification.status == "unverified"
+        if unverified and verdict in ("approve", "pass"):
+            verdict = "review"  # nothing is approved on facts Stripe has not confirmed
         expires_at = self._expiry(body, decision, policy, now)
         execute = body.execute if body.execute is not None else spec is not None
         lookup = await self._run_lookup(spec, details) if verdict == "pass" else None
@@ -113,7 +125,7 @@ class ApprovalService:
             required_approvals=decision.required_approvals, risk_level=body.risk_level, priority=body.priority,
             agent_name=body.agent_name, request_metadata=body.metadata or {}, extra=intake.extra,
             callback_url=body.callback_url, execute=execute and not read_only, execution_status="not_requested",
-            created_at=now, updated_at=now)
+            stripe_facts=facts, created_at=now, updated_at=now)
 
         async def write(session: AsyncSession) -> Approval:
             approval = Approval(**fields, decisions=[])
@@ -125,6 +137,9 @@ class ApprovalService:
                          detail={"rule": decision.rule, "decision": decision.decision,
                                  "policyVersion": decision.policy_version, "policyErrors": decision.errors or None})
             await self._apply_policy(session, approval, verdict, decision, lookup)
+            if unverified and verdict == "review":
+                await enqueue(session, VERIFY_JOB, {"approval_id": approval.id}, key=f"verify:{approval.id}",
+                              max_attempts=VERIFY_ATTEMPTS)
             return approval
 
         try:
@@ -138,6 +153,14 @@ class ApprovalService:
         if created.is_settled:
             self.waiters.notify(created.id, created)
         return Created(created, replayed=False)
+
+    async def _verify(self, action: str, details: dict[str, Any], now: datetime) -> Verification | None:
+        """Stripe's facts for a catalogue write; a contradiction is the agent's 422, nothing stored."""
+        try:
+            return await self.verifier.verify(action, details, now)
+        except Contradicted as exc:
+            raise ValidationFailed(f"the request does not match Stripe: {exc.field} {exc.message}",
+                                   errors=[exc.as_error()]) from None
 
     async def _apply_policy(self, session: AsyncSession, approval: Approval, verdict: str,
                             decision: PolicyDecision, lookup: dict[str, Any] | None) -> None:

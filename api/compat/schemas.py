@@ -56,8 +56,10 @@ def _decider(approval: Approval) -> str | None:
 
 def retryable(approval: Approval) -> bool:
     """True when the system, not a person or a rule, ended the request: asking again is safe."""
+    # Refused because Stripe contradicts the request: the same request would be refused again.
+    contradicted = (approval.decided_by or {}).get("id") == "stripe-verification"
     return approval.status in ("expired", "cancelled") or (
-        approval.status == "rejected" and _decider(approval) == "system")
+        approval.status == "rejected" and _decider(approval) == "system" and not contradicted)
 
 
 def reason_code(approval: Approval) -> str | None:

@@ -7,12 +7,19 @@ cannot help). Every method returns plain dicts, so nothing outside this module s
 `StripeObject`.
 """
 
+import json
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import stripe
 
 DEFAULT_API_BASE = "https://api.stripe.com"
+# Verification reads sit on the intake path: an agent should not wait 30 s for a slow Stripe. When a
+# read takes longer than this the request is accepted unverified and verified again later.
+VERIFY_TIMEOUT_SECONDS = 3.0
+# `GET /v1/invoices/upcoming` is read in the API version of the vendored specification: newer
+# versions replaced it with `POST /v1/invoices/create_preview`, a write-shaped call.
+UPCOMING_INVOICE_API_VERSION = "2023-08-16"
 
 
 class StripeGatewayError(Exception):
@@ -87,10 +94,13 @@ def translate(exc: stripe.StripeError) -> StripeGatewayError:
 
 class StripeGateway:
     def __init__(self, secret_key: str | None, api_base: str = DEFAULT_API_BASE, *,
-                 timeout: float = 30.0, max_network_retries: int = 2) -> None:
+                 timeout: float = 30.0, max_network_retries: int = 2,
+                 verify_timeout: float = VERIFY_TIMEOUT_SECONDS) -> None:
         self._secret_key = secret_key or None
         self._http: stripe.HTTPXClient | None = None
+        self._quick_http: stripe.HTTPXClient | None = None
         self._client: stripe.StripeClient | None = None
+        self._quick: stripe.StripeClient | None = None
         if self._secret_key:
             self._http = stripe.HTTPXClient(timeout=timeout)
             self._client = stripe.StripeClient(
@@ -101,6 +111,12 @@ class StripeGateway:
                 max_network_retries=max_network_retries,
                 http_client=self._http,
             )
+            # Verification reads: a short timeout and no retries of the SDK's own, since an
+            # unanswered read only makes the request wait for a later verification.
+            self._quick_http = stripe.HTTPXClient(timeout=verify_timeout)
+            self._quick = stripe.StripeClient(
+                self._secret_key, base_addresses={"api": api_base.rstrip("/")}, max_network_retries=0,
+                http_client=self._quick_http)
 
     @property
     def configured(self) -> bool:
@@ -110,15 +126,23 @@ class StripeGateway:
     def test_mode(self) -> bool:
         return bool(self._secret_key) and self._secret_key.startswith(("sk_test_", "rk_test_"))
 
-    async def aclose(self) -> None:
-        if self._http is not None:
-            await self._http.close_async()
+    @property
+    def livemode(self) -> bool:
+        """The mode of the objects this key sees: live unless the key is a test key."""
+        return self.configured and not self.test_mode
 
-    async def _call(self, operation: Callable[[stripe.StripeClient], Awaitable[Any]]) -> dict[str, Any]:
-        if self._client is None:
+    async def aclose(self) -> None:
+        for http in (self._http, self._quick_http):
+            if http is not None:
+                await http.close_async()
+
+    async def _call(self, operation: Callable[[stripe.StripeClient], Awaitable[Any]], *,
+                    quick: bool = False) -> dict[str, Any]:
+        client = self._quick if quick else self._client
+        if client is None:
             raise StripeNotConfigured()
         try:
-            obj = await operation(self._client)
+            obj = await operation(client)
         except stripe.StripeError as exc:
             raise translate(exc) from exc
         return obj.to_dict(for_json=True)
@@ -159,23 +183,52 @@ class StripeGateway:
 
     # -- reads --------------------------------------------------------------------------------------
 
-    async def retrieve_balance(self) -> dict[str, Any]:
-        return await self._call(lambda c: c.v1.balance.retrieve_async())
+    # `quick=True`: the verification client (short timeout, no retries of its own).
 
-    async def retrieve_charge(self, charge_id: str) -> dict[str, Any]:
-        return await self._call(lambda c: c.v1.charges.retrieve_async(charge_id))
+    async def retrieve_balance(self, *, quick: bool = False) -> dict[str, Any]:
+        return await self._call(lambda c: c.v1.balance.retrieve_async(), quick=quick)
 
-    async def retrieve_payment_intent(self, payment_intent_id: str) -> dict[str, Any]:
-        return await self._call(lambda c: c.v1.payment_intents.retrieve_async(payment_intent_id))
+    async def retrieve_charge(self, charge_id: str, *, quick: bool = False) -> dict[str, Any]:
+        return await self._call(lambda c: c.v1.charges.retrieve_async(charge_id), quick=quick)
+
+    async def retrieve_payment_intent(self, payment_intent_id: str, *, quick: bool = False) -> dict[str, Any]:
+        return await self._call(lambda c: c.v1.payment_intents.retrieve_async(payment_intent_id), quick=quick)
+
+    async def retrieve_customer(self, customer_id: str, *, quick: bool = False) -> dict[str, Any]:
+        return await self._call(lambda c: c.v1.customers.retrieve_async(customer_id), quick=quick)
+
+    async def list_charges(self, params: dict[str, Any], *, quick: bool = False) -> dict[str, Any]:
+        """`GET /v1/charges`: `customer`, `created`, `limit`, `expand` (e.g. `data.refunds`)."""
+        return await self._call(lambda c: c.v1.charges.list_async(params=params), quick=quick)
+
+    async def retrieve_price(self, price_id: str, *, quick: bool = False) -> dict[str, Any]:
+        return await self._call(lambda c: c.v1.prices.retrieve_async(price_id), quick=quick)
+
+    async def retrieve_account(self, *, quick: bool = False) -> dict[str, Any]:
+        """The key's own account, with its external accounts (payout destinations)."""
+        return await self._call(lambda c: c.v1.accounts.retrieve_current_async(), quick=quick)
+
+    async def upcoming_invoice(self, params: dict[str, Any], *, quick: bool = False) -> dict[str, Any]:
+        """`GET /v1/invoices/upcoming`: the next invoice of a subscription, with proposed changes
+        (`subscription_items`, `subscription_proration_behavior`) when given."""
+        async def preview(client: stripe.StripeClient) -> Any:
+            response = await client.raw_request_async(
+                "get", "/v1/invoices/upcoming", stripe_version=UPCOMING_INVOICE_API_VERSION, **params)
+            return client.deserialize(json.loads(response.body), api_mode="V1")
+
+        return await self._call(preview, quick=quick)
 
     async def list_refunds(self, params: dict[str, Any]) -> dict[str, Any]:
         return await self._call(lambda c: c.v1.refunds.list_async(params=params))
 
-    async def retrieve_subscription(self, subscription_id: str) -> dict[str, Any]:
-        return await self._call(lambda c: c.v1.subscriptions.retrieve_async(subscription_id))
+    async def retrieve_subscription(self, subscription_id: str, *, quick: bool = False) -> dict[str, Any]:
+        return await self._call(lambda c: c.v1.subscriptions.retrieve_async(subscription_id), quick=quick)
 
-    async def retrieve_dispute(self, dispute_id: str) -> dict[str, Any]:
-        return await self._call(lambda c: c.v1.disputes.retrieve_async(dispute_id))
+    async def retrieve_dispute(self, dispute_id: str, *, quick: bool = False) -> dict[str, Any]:
+        return await self._call(lambda c: c.v1.disputes.retrieve_async(dispute_id), quick=quick)
+
+    async def list_disputes(self, params: dict[str, Any], *, quick: bool = False) -> dict[str, Any]:
+        return await self._call(lambda c: c.v1.disputes.list_async(params=params), quick=quick)
 
     async def refundable_amount(self, charge_id: str | None = None,
                                 payment_intent_id: str | None = None) -> tuple[int, str]:

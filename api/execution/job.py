@@ -12,6 +12,10 @@ What ends an execution, and what does not:
   details that no longer validate → `failed` at once, with type, code and message; never retried;
 - Stripe unreachable, 5xx, 409, 429 → retried with back-off under the same key; `failed` only
   after the last attempt, saying the outcome may be unknown and which key to look up.
+
+Before the first attempt the request is verified against Stripe again, afresh (a charge refunded
+since the review is refused here, not at Stripe). Our own failures (a bug, the database) reach the
+agent as a generic message; the detail goes to the log, never into `execution.error`.
 """
 
 import logging
@@ -23,6 +27,7 @@ from sqlalchemy import select
 from api.actions import ActionSpec, ExecutionOutcome, get_action
 from api.errors import NotFound, ValidationFailed
 from api.execution.gateway import StripeFinal, StripeRetryable
+from api.facts.models import Contradicted
 from api.outbox.models import Job
 from api.outbox.registry import JobContext, Park, Retry
 
@@ -67,13 +72,15 @@ async def execute_approval(ctx: JobContext, payload: dict[str, Any]) -> None:
         await _execute(ctx, approval)
     except (Retry, Park):
         raise
-    except Exception as exc:
+    except Exception:
         # Our own failure (a bug, the database): retried like any job, but on the last attempt the
         # approval must not be left `running` for ever.
+        log.exception("execution of %s failed inside Cheqpoint (attempt %s)", approval_id, ctx.attempt)
         if ctx.last_attempt:
             await _fail(ctx, approval_id, {
                 "type": "api_error", "code": "execution_error",
-                "message": _gave_up(f"{type(exc).__name__}: {exc}", idempotency_key(approval_id), ctx.attempt)})
+                "message": _gave_up("an internal error interrupted the execution", idempotency_key(approval_id),
+                                    ctx.attempt)})
         raise
 
 
@@ -93,6 +100,26 @@ async def _earlier_outcome(ctx: JobContext, spec: ActionSpec, approval: Any) -> 
         return None
 
 
+async def _refused_by_stripe_facts(ctx: JobContext, approval: Any) -> dict[str, Any] | None:
+    """Verify the request as it will be executed, reading Stripe afresh; the error to record when
+    Stripe now contradicts it (or could not confirm it by the last attempt), else None."""
+    verifier = ctx.services.approvals.verifier
+    try:
+        verification = await verifier.verify(approval.action, approval.effective_details, ctx.clock(), fresh=True)
+    except Contradicted as exc:
+        log.warning("execution of %s refused: Stripe contradicts it: %s", approval.id, exc)
+        return {"type": "invalid_request_error", "code": "stripe_facts_changed",
+                "message": f"Stripe no longer matches the request (details.{exc.field} {exc.message}); "
+                           "nothing was sent to Stripe"}
+    if verification is None or verification.status == "verified":
+        return None
+    if not ctx.last_attempt:
+        raise Retry(f"could not verify against Stripe before executing: {verification.reason}")
+    return {"type": "api_error", "code": "not_verified",
+            "message": "Stripe could not be asked to confirm the request before executing it; "
+                       "nothing was sent to Stripe"}
+
+
 async def _job_created_at(ctx: JobContext) -> datetime | None:
     """When the execution was queued: no attempt of it can have reached Stripe before."""
     async with ctx.db.read() as session:
@@ -109,6 +136,12 @@ async def _execute(ctx: JobContext, approval: Any) -> None:
     # `running` already: an earlier attempt began, and may have reached Stripe.
     repeated = approval.execution_status == "running"
     if not repeated:
+        # Only before the first attempt: once one may have reached Stripe, our own refund would
+        # read as "already refunded" and the idempotency key must replay it instead.
+        refusal = await _refused_by_stripe_facts(ctx, approval)
+        if refusal is not None:
+            await _fail(ctx, approval_id, refusal)
+            return
         await services.decisions.record_execution(approval_id, status="running")
     key = idempotency_key(approval_id)
     if repeated:

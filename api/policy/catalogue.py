@@ -24,4 +24,4 @@ REQUEST_FIELDS = frozenset({"riskLevel", "priority", "agentName", "metadata"})
 CONNECTION_FIELDS = frozenset({"id", "name"})
 
 # The top-level names a condition may use.
-VARIABLES = frozenset({"action", "details", "request", "connection", "totals", "now"})
+VARIABLES = frozenset({"action", "details", "request", "connection", "totals", "stripe", "now"})

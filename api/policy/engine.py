@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from api.facts.names import stripe_variable
 from api.policy.conditions import Condition, ConditionFailed
 from api.policy.models import Decision, Defaults, Rule, format_duration
 from api.policy.totals import Totals, empty_totals, totals_variables
@@ -31,6 +32,8 @@ class PolicyInput:
     request: Mapping[str, Any] = field(default_factory=dict)  # riskLevel, priority, agentName, metadata
     connection: Mapping[str, Any] = field(default_factory=dict)  # id, name
     totals: Totals | Mapping[str, Any] = field(default_factory=empty_totals)
+    # Stripe's facts as `stripe_variable()` shapes them; absent: nothing was verified.
+    stripe: Mapping[str, Any] = field(default_factory=lambda: stripe_variable(None))
 
     def variables(self) -> dict[str, Any]:
         """What a condition sees. Absent request fields read as null (metadata as {})."""
@@ -42,6 +45,7 @@ class PolicyInput:
             "request": {**_REQUEST_FIELDS_ABSENT, **{k: v for k, v in self.request.items() if v is not None}},
             "connection": dict(self.connection),
             "totals": totals_variables(self.totals),
+            "stripe": dict(self.stripe),
             # The CEL runtime takes UTC timestamps only; zones come in through `getHours("…")`.
             "now": self.now.astimezone(UTC),
         }

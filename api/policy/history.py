@@ -15,6 +15,7 @@ from sqlalchemy.orm import noload
 
 from api.approvals.models import Approval
 from api.connections.models import Connection
+from api.facts.names import stripe_variable
 from api.policy.engine import Policy, PolicyInput
 from api.policy.replay import ReplayReport
 from api.policy.totals import empty_totals
@@ -47,7 +48,10 @@ async def as_policy_input(session: AsyncSession, approval: Approval, connection:
         action=approval.action, details=approval.details, now=now,
         request={"riskLevel": approval.risk_level, "priority": approval.priority, "agentName": approval.agent_name,
                  "metadata": approval.request_metadata or {}},
-        connection={"id": connection.id, "name": connection.name}, totals=totals)
+        connection={"id": connection.id, "name": connection.name}, totals=totals,
+        # The facts recorded at intake, not today's Stripe: a charge refunded since must not
+        # change what the policy would have decided then.
+        stripe=stripe_variable(approval.stripe_facts))
 
 
 async def _created_since(session: AsyncSession, since: datetime) -> AsyncIterator[Approval]:

@@ -14,6 +14,7 @@ import difflib
 import re
 from collections.abc import Collection, Iterator, Mapping
 
+from api.facts.names import STRIPE_FIELDS
 from api.policy.catalogue import CONNECTION_FIELDS, REQUEST_FIELDS, VARIABLES
 from api.policy.totals import TOTALS_FIELDS
 
@@ -105,6 +106,8 @@ def _check_chain(chain: list[str], details_fields: Collection[str] | None) -> st
         return None
     if root in ("action", "now"):
         return f"'{root}.{fields[0]}': {root!r} has no fields"
+    if root == "stripe":
+        return _check_stripe(fields)
     allowed: Mapping[str, Collection[str] | None] = {
         "details": details_fields, "request": REQUEST_FIELDS, "connection": CONNECTION_FIELDS,
         "totals": TOTALS_FIELDS.keys(),
@@ -117,6 +120,18 @@ def _check_chain(chain: list[str], details_fields: Collection[str] | None) -> st
         names = TOTALS_FIELDS[fields[0]]
         if fields[1] not in names:
             return f"'totals.{fields[0]}.{fields[1]}' is not a declared total{_suggest(fields[1], names)}"
+    return None
+
+
+def _check_stripe(fields: list[str]) -> str | None:
+    name = fields[0]
+    if name not in STRIPE_FIELDS:
+        return (f"'stripe.{name}' is not a Stripe fact{_suggest(name, STRIPE_FIELDS)}; "
+                f"the facts are: {', '.join(sorted(STRIPE_FIELDS))}")
+    known = STRIPE_FIELDS[name]
+    if len(fields) > 1 and known is not None and fields[1] not in known:
+        return (f"'stripe.{name}.{fields[1]}' is not a fact of stripe.{name}{_suggest(fields[1], known)}; "
+                f"its fields are: {', '.join(sorted(known))}")
     return None
 
 

@@ -5,7 +5,7 @@ Revises: 0001
 """
 
 import sqlalchemy as sa
-from alembic import op  # noqa: F401
+from alembic import op
 from sqlalchemy.dialects import postgresql
 
 JSON = sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql")
@@ -17,8 +17,9 @@ depends_on = None
 
 
 def upgrade() -> None:
-    pass
+    op.add_column("approvals", sa.Column("stripe_facts", JSON, nullable=True))
 
 
 def downgrade() -> None:
-    pass
+    with op.batch_alter_table("approvals") as batch:
+        batch.drop_column("stripe_facts")
