@@ -177,12 +177,13 @@ def test_dispute_shows_reason_amount_and_evidence_deadline():
 
 
 def test_unverified_facts_say_so_first():
-    facts = {"status": "unverified", "verifiedAt": None, "livemode": False, "facts": {}, "warnings": [],
-             "reason": "Stripe timed out\n*after 3 s*"}
+    facts = {"status": "unverified", "verifiedAt": None, "livemode": False, "facts": {},
+             "warnings": ["not verified against Stripe"], "reason": "Stripe timed out\n*after 3 s*"}
     text = section_text(approval(stripe_facts=facts))
     assert text.startswith("*What Stripe says*\n⚠️ *Not verified against Stripe*")
     assert "\n_Why:_ Stripe timed out *after 3 s*" in text
     assert "keeps asking Stripe and updates this message" in text
+    assert text.lower().count("not verified against stripe") == 1
     decided = approval(stripe_facts=facts, status="rejected")
     assert "keeps asking" not in section_text(decided) and "Not verified" in section_text(decided)
     assert "Read from Stripe" not in text

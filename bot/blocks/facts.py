@@ -33,6 +33,8 @@ NOT_VERIFIED = (
     f"{WARNING_MARK} *Not verified against Stripe* — the details above are the agent's word only. "
     "Stripe is read again before anything is executed."
 )
+# Verification lists this warning too; the section's own first line already says it.
+_UNVERIFIED_WARNING = f"{WARNING_MARK} not verified against Stripe"
 RETRYING = "Cheqpoint keeps asking Stripe and updates this message when it answers."
 
 # Enough to scan; a request with more is in Cheqpoint and the Stripe dashboard in full.
@@ -84,7 +86,7 @@ def stripe_facts_blocks(approval: Approval, *, stripe_configured: bool, test_mod
             lines.append(RETRYING)
         if recorded.get("reason"):
             lines.append(f"_Why:_ {clean(recorded['reason'], _WARNING_LIMIT)}")
-    lines.extend(warning_lines(recorded.get("warnings")))
+    lines.extend(line for line in warning_lines(recorded.get("warnings")) if line != _UNVERIFIED_WARNING)
     lines.extend(_mode_lines(recorded.get("livemode"), test_mode))
     lines.extend(fact_lines(family, as_mapping(recorded.get("facts")), test_mode=test_mode))
     blocks: list[Block] = _sections([HEADING, *lines])
