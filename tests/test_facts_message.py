@@ -2,6 +2,7 @@
 against the fake Stripe, posted to the fake Slack; the tests read the blocks Slack received."""
 
 import json
+import re
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -118,12 +119,18 @@ async def test_refund_message_shows_the_charge_as_stripe_has_it(slack: SlackHarn
 
 
 async def test_payout_message_shows_the_balance_and_warns_above_it(slack: SlackHarness, stripe: FakeStripe):
-    stripe.set_balance("usd", 120000)
-    _, text = await posted_section(slack, {
+    stripe.set_balance("usd", 120000, pending=30000)
+    bank = stripe.add_bank_account("usd", bank_name="STRIPE TEST BANK", last4="6789")
+    created, text = await posted_section(slack, {
         "action": "create_payout", "summary": "Weekly payout", "execute": False,
         "details": {"amount_cents": 150000, "currency": "usd", "method": "standard"}})
-    assert "⚠️ payout exceeds available balance" in text
-    assert "*Balance (USD)* available $1,200.00 USD" in text
+    assert "\n⚠️ payout exceeds available balance\n" in text
+    assert "\n*Balance (USD)* available $1,200.00 USD · pending $300.00 USD\n" in text
+    assert f"\n*Destination* bank account “STRIPE TEST BANK” •••• 6789 · `{bank['id']}`\n" in text
+
+    await slack.click("edit", created["approvalId"])
+    amount = next(b for b in slack.last_view()["blocks"] if b.get("block_id") == field_block_id("amount_cents"))
+    assert amount["hint"]["text"].endswith("Stripe says the available balance is $1,200.00 USD.")
 
 
 async def test_subscription_change_shows_the_plan_and_stripes_preview(slack: SlackHarness, stripe: FakeStripe):
@@ -135,7 +142,8 @@ async def test_subscription_change_shows_the_plan_and_stripes_preview(slack: Sla
                     "proration_behavior": "create_prorations"}})
     assert "*Subscription* active · renews <!date^" in text
     assert "$20.00 USD / month × 3" in text
-    assert "*With this change* next invoice" in text
+    assert "\n*Next invoice* <!date^" in text and " · $60.00 USD\n" in text
+    assert re.search(r"\n\*With this change\* next invoice \$[0-9.,]+ USD · proration -\$[0-9.,]+ USD\n", text)
 
 
 async def test_dispute_message_shows_reason_amount_and_deadline(slack: SlackHarness, stripe: FakeStripe):
