@@ -34,7 +34,7 @@ NOT_VERIFIED = (
     "Stripe is read again before anything is executed."
 )
 # Verification lists this warning too; the section's own first line already says it.
-_UNVERIFIED_WARNING = f"{WARNING_MARK} not verified against Stripe"
+_UNVERIFIED_WARNING = "not verified against stripe"
 RETRYING = "Cheqpoint keeps asking Stripe and updates this message when it answers."
 
 # Enough to scan; a request with more is in Cheqpoint and the Stripe dashboard in full.
@@ -86,7 +86,10 @@ def stripe_facts_blocks(approval: Approval, *, stripe_configured: bool, test_mod
             lines.append(RETRYING)
         if recorded.get("reason"):
             lines.append(f"_Why:_ {clean(recorded['reason'], _WARNING_LIMIT)}")
-    lines.extend(line for line in warning_lines(recorded.get("warnings")) if line != _UNVERIFIED_WARNING)
+    warnings = recorded.get("warnings")
+    if isinstance(warnings, list | tuple):
+        warnings = [w for w in warnings if not (isinstance(w, str) and w.strip().lower() == _UNVERIFIED_WARNING)]
+    lines.extend(warning_lines(warnings))
     lines.extend(_mode_lines(recorded.get("livemode"), test_mode))
     lines.extend(fact_lines(family, as_mapping(recorded.get("facts")), test_mode=test_mode))
     blocks: list[Block] = _sections([HEADING, *lines])
