@@ -2,7 +2,10 @@
 
 1. Async intake throughput and latency at 32 concurrent connections, Cheqpoint against a bare
    FastAPI endpoint that parses the same body and does one insert, both on SQLite, both measured in
-   this run; the ratio is what to quote.
+   this run; the ratio is what to quote. Then Cheqpoint again with Stripe configured, so every
+   request is verified against Stripe before review (Stripe answered by the test suite's fake,
+   served from this process); its rate against Cheqpoint's without verification is the cost of
+   verifying.
 2. 1,000 concurrent synchronous holds, each released by a decision (made in the server process, as
    a Slack click is): the server's resident memory idle and while holding them, and how long after
    the decision's timestamp each hold let go — measured in the server (`server_release_*`) and as
@@ -17,7 +20,9 @@ Figures depend on the machine: its cores are shared by the load generator and th
 
 import argparse
 import asyncio
+import contextlib
 import json
+import os
 import re
 import shutil
 import socket
@@ -26,6 +31,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 
@@ -49,10 +55,10 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start(kind: str, database_url: str) -> tuple[subprocess.Popen[bytes], str]:
+def start(kind: str, database_url: str, env: dict[str, str] | None = None) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
     process = subprocess.Popen([sys.executable, str(ROOT / "bench" / "servers.py"), kind, database_url, str(port)],
-                               cwd=ROOT)
+                               cwd=ROOT, env={**os.environ, **(env or {})})
     base = f"http://127.0.0.1:{port}"
     for _ in range(200):
         try:
@@ -202,6 +208,19 @@ def measure(base: str, headers: dict[str, str], args: argparse.Namespace) -> dic
     return {"load": "httpx", **summarise(*asyncio.run(load(base, headers, args.requests, args.concurrency)))}
 
 
+@contextlib.contextmanager
+def fake_stripe() -> Iterator[dict[str, str]]:
+    """The fake Stripe of the test suite, holding the charge BODY refunds; the settings to use it."""
+    from tests.fakes.stripe import FakeStripe
+
+    with FakeStripe() as fake:
+        charge = fake.add_charge(amount=10_000_000, currency="usd", customer=BODY["details"]["customer_id"])
+        with fake._lock:
+            fake.charges[BODY["details"]["charge_id"]] = {**fake.charges.pop(charge["id"]),
+                                                         "id": BODY["details"]["charge_id"]}
+        yield {"STRIPE_SECRET_KEY": "sk_test_bench", "STRIPE_API_BASE": fake.url or ""}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=int, default=10, help="how long wrk loads each server")
@@ -212,19 +231,23 @@ def main() -> None:
     workdir = Path(tempfile.mkdtemp(prefix="cheqpoint-bench-"))
 
     results = {}
-    for kind in ("baseline", "cheqpoint"):
-        url = f"sqlite+aiosqlite:///{workdir / (kind + '.db')}"
+    for name, kind in (("baseline", "baseline"), ("cheqpoint", "cheqpoint"), ("cheqpoint_verified", "cheqpoint")):
+        url = f"sqlite+aiosqlite:///{workdir / (name + '.db')}"
         headers = {"Authorization": f"Bearer {asyncio.run(connection_key(url))}"} if kind == "cheqpoint" else {}
-        process, base = start(kind, url)
-        try:
-            results[kind] = {"server": kind, "concurrency": args.concurrency, **measure(base, headers, args)}
-            print(json.dumps(results[kind]))
-        finally:
-            process.terminate()
-            process.wait()
+        with contextlib.ExitStack() as stack:
+            env = stack.enter_context(fake_stripe()) if name == "cheqpoint_verified" else {}
+            process, base = start(kind, url, env)
+            try:
+                results[name] = {"server": name, "concurrency": args.concurrency, **measure(base, headers, args)}
+                print(json.dumps(results[name]))
+            finally:
+                process.terminate()
+                process.wait()
 
     ratio = results["cheqpoint"]["requests_per_s"] / results["baseline"]["requests_per_s"]
     print(json.dumps({"intake_throughput_ratio_vs_baseline": round(ratio, 2)}))
+    verified = results["cheqpoint_verified"]["requests_per_s"] / results["cheqpoint"]["requests_per_s"]
+    print(json.dumps({"intake_throughput_ratio_verified_vs_unverified": round(verified, 2)}))
 
     url = f"sqlite+aiosqlite:///{workdir / 'holds.db'}"
     headers = {"Authorization": f"Bearer {asyncio.run(connection_key(url))}"}

@@ -54,6 +54,11 @@ async def agent(stripe_container: Container) -> dict[str, str]:
     return {"Authorization": f"Bearer {created.key}"}
 
 
+def writes(fake: FakeStripe) -> list[tuple[str, str]]:
+    """What was sent to Stripe that changes something (verification only reads)."""
+    return [(r.method, r.path) for r in fake.requests if r.method in WRITES]
+
+
 async def submit(api: httpx.AsyncClient, agent: dict[str, str], action: str, details: dict[str, Any],
                  **extra: Any) -> httpx.Response:
     body = {"action": action, "summary": f"{action} requested by the billing agent", "details": details, **extra}
@@ -214,7 +219,7 @@ async def test_a_payout_cannot_be_raised(api, agent, stripe_container, fake):
     with pytest.raises(EditRejected):
         await stripe_container.decisions.decide(approval_id, OPS, "approve", edits={"amount_cents": 50001})
     await stripe_container.worker.drain()
-    assert fake.requests == [] and fake.payouts == []
+    assert writes(fake) == [] and fake.payouts == []
 
 
 # -- subscriptions -----------------------------------------------------------------------------------
@@ -371,7 +376,7 @@ async def test_execute_false_decides_only_and_the_agent_acts_on_modified_details
     assert body["modifiedDetails"] == {**details, "amount_cents": 17450}
     assert body["details"] == details
     # The reviewer's edit was checked against the charge (a read); nothing was written.
-    assert [(r.method, r.path) for r in fake.requests] == [("GET", f"/v1/charges/{charge['id']}")]
+    assert fake.last("GET", f"/v1/charges/{charge['id']}") and writes(fake) == []
     assert fake.refunds == []
     async with stripe_container.db.read() as session:
         assert "stripe.execute" not in (await session.scalars(select(Job.kind))).all()
@@ -383,7 +388,7 @@ async def test_execute_false_without_edits_leaves_modified_details_null(api, age
     body = await approve_and_execute(api, agent, stripe_container, approval_id)
     assert body["status"] == "approved" and body["execution"]["status"] == "not_requested"
     assert body["modifiedDetails"] is None and body["changes"] == {}
-    assert fake.requests == [] and fake.payouts == []
+    assert writes(fake) == [] and fake.payouts == []
 
 
 async def test_actions_outside_the_catalogue_are_decided_only(api, agent, stripe_container, fake):

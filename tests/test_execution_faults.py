@@ -168,15 +168,17 @@ async def test_a_worker_killed_after_stripe_cancelled_a_subscription_records_the
 
 async def test_a_subscription_cancelled_elsewhere_before_execution_is_not_reported_as_ours(
         api, agent, stripe_container, fake):
-    subscription = fake.add_subscription(status="canceled")
+    subscription = fake.add_subscription()
     approval_id = await request(api, agent, "cancel_subscription", {"subscription_id": subscription["id"]})
+    fake.subscriptions[subscription["id"]]["status"] = "canceled"  # in the dashboard, meanwhile
     await stripe_container.decisions.decide(approval_id, OPS, "approve")
     await stripe_container.worker.drain()
 
     execution = (await read(api, agent, approval_id))["execution"]
     assert execution["status"] == "failed"
     assert execution["error"]["type"] == "invalid_request_error"
-    assert "already canceled" in execution["error"]["message"]
+    assert "is canceled" in execution["error"]["message"]
+    assert fake.requests_to("DELETE", f"/v1/subscriptions/{subscription['id']}") == []
 
 
 async def test_a_second_worker_taking_over_a_slow_call_records_it_once(api, agent, stripe_container, fake, clock):
@@ -300,10 +302,12 @@ async def test_a_card_error_fails_the_execution_without_retrying(api, agent, str
 
 
 async def test_an_invalid_request_fails_the_execution_without_retrying(api, agent, stripe_container, fake, clock):
-    # Most of the charge was refunded elsewhere after the agent asked: Stripe refuses the amount.
-    charge = fake.add_charge(amount=34900, amount_refunded=30000)
+    # Stripe refuses the amount (refunded elsewhere between our last read and the call).
+    charge = fake.add_charge(amount=34900)
     approval_id = await request(api, agent, "issue_refund", {"charge_id": charge["id"], "amount_cents": 10000})
     await stripe_container.decisions.decide(approval_id, OPS, "approve")
+    fake.fail_next(1, 400, code="amount_too_large",
+                   message="Refund amount (10000) is greater than unrefunded amount on charge (4900)")
 
     await stripe_container.worker.drain()
     clock.advance(hours=1)
@@ -324,11 +328,12 @@ async def test_details_that_no_longer_validate_fail_the_execution_without_retryi
     await stripe_container.db.write(lambda session: session.execute(
         update(Approval).where(Approval.id == approval_id).values(details={"charge_id": "pi_NotACharge"})))
 
+    before = len(fake.requests)  # the reads that verified it at intake
     await stripe_container.worker.drain()
     clock.advance(hours=1)
     await stripe_container.worker.drain()
 
-    assert fake.requests == []
+    assert fake.requests[before:] == []
     execution = (await read(api, agent, approval_id))["execution"]
     assert execution["status"] == "failed"
     assert execution["error"]["type"] == "invalid_request_error"

@@ -138,6 +138,11 @@ async def _execute(ctx: JobContext, approval: Any) -> None:
     if not repeated:
         # Only before the first attempt: once one may have reached Stripe, our own refund would
         # read as "already refunded" and the idempotency key must replay it instead.
+        try:
+            spec.validate_details(approval.effective_details)
+        except ValidationFailed as exc:  # nothing to verify in details that no longer validate
+            await _fail(ctx, approval_id, _invalid_details(exc))
+            return
         refusal = await _refused_by_stripe_facts(ctx, approval)
         if refusal is not None:
             await _fail(ctx, approval_id, refusal)

@@ -89,8 +89,8 @@ async def verify_refund(reader: FactsReader, details: dict[str, Any], now: datet
     owner = owner.get("id") if isinstance(owner, dict) else owner
     claimed_customer = details.get("customer_id")
     if claimed_customer is not None and claimed_customer != owner:
-        whose = f"customer {owner}'s" if owner else "a charge without a customer, not"
-        raise Contradicted("customer_id", f"does not match the charge: it is {whose} charge")
+        whose = f"belongs to customer {owner}" if owner else "has no customer"
+        raise Contradicted("customer_id", f"does not match the charge, which {whose}")
     if claimed_customer is None and owner:
         fills["customer_id"] = owner
     left = refundable(charge)

@@ -35,7 +35,7 @@ import threading
 from collections import deque
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import parse_qsl
 
 from starlette.applications import Starlette
@@ -60,6 +60,9 @@ from tests.fakes.stripe.wire import (
     parse_brackets,
 )
 
+T = TypeVar("T")
+WRITES = ("POST", "DELETE")
+
 
 class FakeStripe(Seeding, Endpoints):
     def __init__(self, *, api_keys: set[str] | None = None, spec_path: Path | None = SPEC_PATH) -> None:
@@ -81,9 +84,10 @@ class FakeStripe(Seeding, Endpoints):
         self.requests: list[RecordedRequest] = []
         self.livemode = False
         self._lock = threading.RLock()  # the server runs in its own thread
-        self._faults: deque[StripeErrorResponse] = deque()
+        # Injected faults and delays, each for the next request of the given methods.
+        self._faults: deque[tuple[tuple[str, ...], StripeErrorResponse]] = deque()
         self._card_errors: deque[StripeErrorResponse] = deque()
-        self._delays: deque[float] = deque()
+        self._delays: deque[tuple[tuple[str, ...], float]] = deque()
         self._saved: dict[tuple[str | None, str], _Saved] = {}
         self._routes: list[tuple[str, str, re.Pattern[str], Callable[..., dict[str, Any]]]] = [
             (method, template, re.compile(re.sub(r"\{[^}]+\}", r"([^/]+)", template) + "$"), handler)
@@ -129,8 +133,10 @@ class FakeStripe(Seeding, Endpoints):
     # -- fault injection ----------------------------------------------------------------------------
 
     def fail_next(self, n: int = 1, status: int = 500, *, code: str | None = None,
-                  message: str | None = None) -> None:
-        """The next n requests fail with `status` before reaching Stripe's logic (nothing saved)."""
+                  message: str | None = None, methods: tuple[str, ...] = WRITES) -> None:
+        """The next n requests of `methods` (by default the writes: the reads that verify a request
+        are not what these faults are about) fail with `status` before reaching Stripe's logic
+        (nothing saved). `methods=("GET",)` makes Stripe unreachable for verification."""
         if status == 429:
             code = code or "rate_limit"
         elif status == 409:
@@ -141,7 +147,7 @@ class FakeStripe(Seeding, Endpoints):
                                 "or Stripe process is currently accessing it."}.get(status, "Request failed")
         with self._lock:
             for _ in range(n):
-                self._faults.append(StripeErrorResponse(status, kind, text, code=code, saved=False))
+                self._faults.append((methods, StripeErrorResponse(status, kind, text, code=code, saved=False)))
 
     def card_error_next(self, code: str = "card_declined", *, decline_code: str | None = "generic_decline",
                         message: str = "Your card was declined.") -> None:
@@ -150,11 +156,11 @@ class FakeStripe(Seeding, Endpoints):
             self._card_errors.append(StripeErrorResponse(402, "card_error", message, code=code,
                                                          decline_code=decline_code))
 
-    def delay_next(self, seconds: float) -> None:
-        """The next request is carried out, then answered only after `seconds`: a client that gives
-        up first cannot know the refund happened, which is what idempotency keys are for."""
+    def delay_next(self, seconds: float, *, methods: tuple[str, ...] = WRITES) -> None:
+        """The next request of `methods` is carried out, then answered only after `seconds`: a client
+        that gives up first cannot know the refund happened, which is what idempotency keys are for."""
         with self._lock:
-            self._delays.append(seconds)
+            self._delays.append((methods, seconds))
 
     # -- assertions ---------------------------------------------------------------------------------
 
@@ -179,8 +185,8 @@ class FakeStripe(Seeding, Endpoints):
         headers = {"Request-Id": request_id}
         with self._lock:
             self.requests.append(record)
-            fault = self._faults.popleft() if self._faults else None
-            delay = self._delays.popleft() if self._delays else 0.0
+            fault = _take(self._faults, request.method)
+            delay = _take(self._delays, request.method) or 0.0
             if fault is not None:
                 status, payload = fault.status, fault.body
             else:
@@ -276,3 +282,12 @@ class FakeStripe(Seeding, Endpoints):
                 f"used with. Try using a key other than '{key}' if you meant to execute a different "
                 "request.", saved=False)
         return saved
+
+
+def _take(queue: deque[tuple[tuple[str, ...], T]], method: str) -> T | None:
+    """The first queued item meant for a request of this method, removed from the queue."""
+    for entry in queue:
+        if method in entry[0]:
+            queue.remove(entry)
+            return entry[1]
+    return None

@@ -17,6 +17,8 @@ from tests.fakes.stripe.objects import (
 )
 from tests.fakes.stripe.wire import new_id
 
+DEFAULT_CUSTOMER = "cus_QaAbCdEfGhIjK"
+
 
 class Seeding:
     charges: dict[str, dict[str, Any]]
@@ -41,11 +43,12 @@ class Seeding:
             self.customers[customer["id"]] = customer
             return customer
 
-    def add_charge(self, amount: int = 34900, currency: str = "usd", *, customer: str | None = None,
+    def add_charge(self, amount: int = 34900, currency: str = "usd", *, customer: str | None = DEFAULT_CUSTOMER,
                    captured: bool = True, amount_refunded: int = 0, payment_intent: str | None = None,
                    age_days: float = 0, card: dict[str, Any] | None = None, risk_level: str = "normal",
                    disputed: bool = False, livemode: bool | None = None) -> dict[str, Any]:
-        """A succeeded charge; a customer id not seeded yet becomes a customer without name or email."""
+        """A succeeded charge, by default of the customer the tests' requests name (tests/conftest.py's
+        REFUND); a customer id not seeded yet becomes a customer without name or email."""
         with self._lock:
             if customer is not None and customer not in self.customers:
                 self.add_customer(name=None, email=None, customer_id=customer)
@@ -88,7 +91,7 @@ class Seeding:
             self.prices[price["id"]] = price
             return price
 
-    def add_subscription(self, *, customer: str = "cus_QaAbCdEfGhIjK", currency: str = "usd",
+    def add_subscription(self, *, customer: str = DEFAULT_CUSTOMER, currency: str = "usd",
                          items: tuple[dict[str, Any], ...] = ({"quantity": 1, "unit_amount": 2000},),
                          status: str = "active", livemode: bool | None = None) -> dict[str, Any]:
         with self._lock:
