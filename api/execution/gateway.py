@@ -11,6 +11,7 @@ import json
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import httpx
 import stripe
 
 DEFAULT_API_BASE = "https://api.stripe.com"
@@ -39,10 +40,14 @@ class StripeGatewayError(Exception):
 class StripeRetryable(StripeGatewayError):
     """Stripe could not answer now (network, 5xx, 409, rate limit or lock timeout)."""
 
-    def __init__(self, message: str, *, code: str | None = None, http_status: int | None = None) -> None:
+    def __init__(self, message: str, *, code: str | None = None, http_status: int | None = None,
+                 connection_lost: bool = False) -> None:
         super().__init__(message)
         self.code = code
         self.http_status = http_status
+        # The connection failed without a timeout (e.g. a kept-alive one the other side had closed):
+        # asking again at once is likely to work.
+        self.connection_lost = connection_lost
 
 
 class StripeFinal(StripeGatewayError):
@@ -75,7 +80,8 @@ def translate(exc: stripe.StripeError) -> StripeGatewayError:
     message = exc.user_message or str(exc)
     if isinstance(exc, stripe.APIConnectionError):
         # The request may or may not have reached Stripe; the idempotency key makes a retry safe.
-        return StripeRetryable(f"could not reach Stripe: {message}")
+        timed_out = isinstance(exc.__cause__, httpx.TimeoutException)
+        return StripeRetryable(f"could not reach Stripe: {message}", connection_lost=not timed_out)
     if isinstance(exc, stripe.RateLimitError) or status in (409, 429) or (status or 0) >= 500:
         return StripeRetryable(f"Stripe answered {status}: {message}", code=code, http_status=status)
     if isinstance(exc, stripe.CardError):

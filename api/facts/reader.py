@@ -11,12 +11,23 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from api.execution.gateway import StripeGateway
+from api.execution.gateway import StripeGateway, StripeRetryable
 
 DEFAULT_TTL_SECONDS = 5.0
 _MAX_ENTRIES = 10_000
 
 Loader = Callable[[], Awaitable[dict[str, Any]]]
+
+
+async def _once_more_if_dropped(load: Loader) -> dict[str, Any]:
+    """A connection dropped (not timed out) is asked again once, at once: pooled connections left
+    idle may have been closed by the other side. Timeouts, 429s and 5xx are not repeated here."""
+    try:
+        return await load()
+    except StripeRetryable as exc:
+        if not exc.connection_lost:
+            raise
+    return await load()
 
 
 class FactsReader:
@@ -44,7 +55,7 @@ class FactsReader:
         future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self._inflight[key] = future
         try:
-            value = await load()
+            value = await _once_more_if_dropped(load)
         except BaseException as exc:
             future.set_exception(exc)
             future.exception()  # marked retrieved: nobody else may be waiting on it
