@@ -71,7 +71,7 @@ async def test_refund_message_shows_charge_card_risk_and_customer(slack: SlackHa
 
 
 async def test_old_risky_disputed_charge_is_flagged(slack: SlackHarness, stripe: FakeStripe):
-    charge = stripe.add_charge(34900, "usd", age_days=94.5, risk_level="elevated")
+    charge = stripe.add_charge(34900, "usd", customer=None, age_days=94.5, risk_level="elevated")
     stripe.add_dispute(charge=charge["id"], amount=34900, reason="fraudulent")
     _, text = await posted_section(slack, {
         "action": "issue_refund", "summary": "Refund", "details": {"charge_id": charge["id"], "reason": "duplicate"}})
@@ -156,7 +156,7 @@ async def test_dispute_message_shows_reason_amount_and_deadline(slack: SlackHarn
 async def test_unverified_request_says_so_then_shows_the_facts_once_stripe_answers(
         slack: SlackHarness, stripe: FakeStripe, clock: Any):
     dispute = stripe.add_dispute(amount=5000, reason="fraudulent")
-    stripe.fail_next(2, 503)  # the read at intake and the first retry
+    stripe.fail_next(2, 503, methods=("GET",))  # the read at intake and the first retry
     created, text = await posted_section(slack, {
         "action": "close_dispute", "summary": "Accept the loss", "details": {"dispute_id": dispute["id"]}})
     assert created["stripeFacts"]["status"] == "unverified"
