@@ -364,7 +364,8 @@ async def test_read_only_actions_pass_at_intake_with_the_result_inline(api, agen
 async def test_execute_false_decides_only_and_the_agent_acts_on_modified_details(api, agent, stripe_container,
                                                                                  fake):
     charge = fake.add_charge(amount=34900)
-    details = {"charge_id": charge["id"], "amount_cents": 34900, "currency": "usd", "reason": "duplicate"}
+    details = {"charge_id": charge["id"], "amount_cents": 34900, "currency": "usd", "reason": "duplicate",
+               "customer_id": charge["customer"]}
     approval_id = await request(api, agent, "issue_refund", details, execute=False)
 
     body = await approve_and_execute(api, agent, stripe_container, approval_id, edits={"amount_cents": 17450})

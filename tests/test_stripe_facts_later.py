@@ -1,6 +1,7 @@
 """When Stripe cannot be asked at intake, and when its facts change before execution; and the
 velocity limits an agent can no longer reset with made-up labels. Over the real wire throughout."""
 
+import asyncio
 from collections.abc import Iterator
 
 import pytest
@@ -149,3 +150,24 @@ async def test_velocity_limits_cannot_be_reset_with_made_up_customers_or_currenc
     # And the honest next request meets the customer's total.
     reviewed = await service.accepted("issue_refund", {"charge_id": third["id"], "amount_cents": 1500})
     assert reviewed["status"] == "pending" and reviewed["rule"] == "one automatic refund per customer a day"
+
+
+async def test_a_slow_stripe_leaves_the_request_unverified_after_the_short_timeout(fake):
+    from datetime import UTC, datetime
+
+    from api.execution.gateway import StripeGateway
+    from api.facts import Verifier
+
+    charge = fake.add_charge()
+    gateway = StripeGateway("sk_test_cheqpoint", fake.url, verify_timeout=0.3)
+    try:
+        fake.delay_next(2.0, methods=READS)
+        started = asyncio.get_running_loop().time()
+        verification = await Verifier(gateway).verify("issue_refund", {"charge_id": charge["id"]}, datetime.now(UTC))
+        waited = asyncio.get_running_loop().time() - started
+    finally:
+        await gateway.aclose()
+    assert verification is not None and verification.status == "unverified"
+    assert verification.reason == "Stripe could not be reached"
+    assert waited < 1.5  # one read, not repeated: a timeout is not a dropped connection
+    assert len(fake.requests_to("GET", f"/v1/charges/{charge['id']}")) == 1

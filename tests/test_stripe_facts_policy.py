@@ -122,3 +122,20 @@ async def test_replay_decides_on_the_facts_recorded_at_the_time(make_settings, c
     assert changed(result.stdout) == {risky_id: ("review", "reject")}
     assert calm_id not in changed(result.stdout)
     assert len(fake.requests) == requests_before
+
+
+async def test_a_rule_may_read_the_warnings_and_the_status(make_settings, clock, fake, tmp_path):
+    policy = write_policy(tmp_path, """
+  - name: nothing to warn about
+    actions: [issue_refund]
+    when: stripe.status == "verified" && size(stripe.warnings) == 0
+    decision: approve
+""")
+    calm = fake.add_charge(amount=5000)
+    old = fake.add_charge(amount=5000, age_days=70)
+    async with stripe_service(make_settings, clock, fake, policy_file=policy) as service:
+        approved = await service.accepted("issue_refund", {"charge_id": calm["id"], "amount_cents": 100},
+                                          execute=False)
+        reviewed = await service.accepted("issue_refund", {"charge_id": old["id"], "amount_cents": 100})
+    assert approved["status"] == "approved"
+    assert reviewed["status"] == "pending" and reviewed["stripeFacts"]["warnings"] == ["charge is 70 days old"]
