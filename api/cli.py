@@ -1,7 +1,7 @@
 """The `cheqpoint` command: serve, work, migrate, and operate (CONTRACT §1).
 
 Exit codes: 0 done · 1 failed · 2 bad arguments or configuration · 3 not found · 4 conflict
-(already decided, not pending).
+(already decided, not pending) · 5 that person may not decide this request.
 """
 
 import asyncio
@@ -131,7 +131,7 @@ def db_upgrade(revision: str = "head") -> None:
 
 def _register_commands() -> None:
     # Each module adds its commands to the apps above as it is imported.
-    from api import cli_callbacks, cli_mcp, cli_operations, cli_policy  # noqa: F401
+    from api import cli_audit, cli_callbacks, cli_connections, cli_mcp, cli_operations, cli_policy  # noqa: F401
 
 
 _register_commands()

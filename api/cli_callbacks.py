@@ -3,7 +3,10 @@
 from typing import Annotated, Any
 
 import typer
+from sqlalchemy.ext.asyncio import AsyncSession
 
+from api.audit import service as audit
+from api.audit.service import os_operator
 from api.callbacks import service
 from api.cli import app, container, run
 
@@ -58,9 +61,19 @@ async def _show(delivery_id: str) -> Any:
 @callbacks_app.command("redeliver")
 def callbacks_redeliver(delivery_id: str) -> None:
     """Send a failed (or delivered) callback again, under the same webhook-id."""
+    actor = os_operator()
+
     async def again() -> Any:
         async with container() as c:
-            return await service.redeliver(c.db, delivery_id)
+            delivery = await service.redeliver(c.db, delivery_id)
+
+            async def trail(session: AsyncSession) -> None:
+                audit.record(session, "callback.redelivered", approval_id=delivery.approval_id,
+                             connection_id=delivery.connection_id, actor=actor,
+                             detail={"deliveryId": delivery.id, "event": delivery.event_type, "url": delivery.url})
+
+            await c.db.write(trail)
+            return delivery
 
     delivery = run(again())
     typer.echo(f"{delivery.id}: queued for redelivery to {delivery.url}")

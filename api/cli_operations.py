@@ -1,104 +1,91 @@
-"""Operators' commands: Connections and approvals, for when Slack is not set up or is down."""
+"""Operators' commands for approvals, for when Slack is not set up or is down.
 
+An operator decides as a named approver (`--as U…`, a Slack user id), checked by the same
+`may_decide` as Slack; the OS user and host are recorded beside the vote. Exit codes as in
+`api.cli`, plus 5: that person may not decide this request.
+"""
+
+import getpass
 import json
+import socket
+from enum import StrEnum
 from typing import Annotated, Any
 
 import typer
 
 from api.actions import get_action
 from api.approvals.actors import Actor
+from api.approvals.authority import NotAnApprover
+from api.approvals.decisions import DecisionResult, current_votes
+from api.approvals.models import Approval
 from api.approvals.schemas import approval_out
-from api.cli import approvals_app, connections_app, container, fail, run
-from api.connections import service as connections
+from api.cli import approvals_app, container, fail, run
 from api.errors import ValidationFailed
 
-
-def _operator() -> Actor:
-    import getpass
-
-    return Actor("operator", getpass.getuser(), getpass.getuser())
+NOT_AN_APPROVER = 5
 
 
-# ---- connections -----------------------------------------------------------------------------------
+class Status(StrEnum):
+    """The statuses an approval can have (typer lists them in --help and refuses others)."""
 
-@connections_app.command("create")
-def connections_create(name: Annotated[str, typer.Option(help="What this agent integration is called.")],
-                       as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False) -> None:
-    """Create a Connection and print its key and webhook secret, once."""
-    async def create() -> connections.NewConnection:
-        async with container() as c:
-            return await c.db.write(lambda session: connections.create(session, name))
-
-    created = run(create())
-    conn = created.connection
-    if as_json:
-        typer.echo(json.dumps({"id": conn.id, "name": conn.name, "key": created.key,
-                               "webhookSecret": conn.webhook_secret}))
-        return
-    typer.echo(f"Connection {conn.id} ({conn.name})")
-    typer.echo(f"  Connection Key:  {created.key}")
-    typer.echo(f"  Webhook secret:  {conn.webhook_secret}")
-    typer.echo("Store both now: the key is not shown again.")
-
-
-@connections_app.command("list")
-def connections_list() -> None:
-    """List Connections (keys are shown by their prefix only)."""
-    async def listing() -> list[Any]:
-        async with container() as c, c.db.read() as session:
-            return await connections.list_all(session)
-
-    for conn in run(listing()):
-        state = f"revoked {conn.revoked_at:%Y-%m-%d %H:%M}" if conn.revoked_at else "active"
-        typer.echo(f"{conn.id}  {conn.key_prefix}…  {state:<24}  {conn.name}")
-
-
-@connections_app.command("revoke")
-def connections_revoke(connection_id: str) -> None:
-    """Revoke a Connection: its key stops working at once."""
-    async def revoke() -> None:
-        async with container() as c:
-            await c.db.write(lambda session: connections.revoke(session, connection_id))
-
-    run(revoke())
-    typer.echo(f"revoked {connection_id}")
+    PENDING = "pending"
+    APPROVED = "approved"
+    REJECTED = "rejected"
+    EXPIRED = "expired"
+    CANCELLED = "cancelled"
 
 
 # ---- approvals ----------------------------------------------------------------------------------------
 
 @approvals_app.command("list")
-def approvals_list(status: Annotated[str | None, typer.Option(help="pending, approved, rejected, …")] = None,
-                   limit: Annotated[int, typer.Option(min=1, max=500)] = 50) -> None:
+def approvals_list(status: Annotated[Status | None, typer.Option(help="Only approvals in this status.")] = None,
+                   limit: Annotated[int, typer.Option(min=1, max=500)] = 50,
+                   as_json: Annotated[bool, typer.Option("--json", help="Print one JSON document.")] = False) -> None:
     """The queue and its history, newest first."""
-    if status and status not in ("pending", "approved", "rejected", "expired", "cancelled"):
-        fail(f"unknown status {status!r}", 2)
-
-    async def listing() -> list[Any]:
+    async def listing() -> list[Approval]:
         async with container() as c:
-            rows, _ = await c.approvals.list(None, status=status, limit=limit)
+            rows, _ = await c.approvals.list(None, status=status.value if status else None, limit=limit)
             return rows
 
-    for a in run(listing()):
+    rows = run(listing())
+    if as_json:
+        typer.echo(json.dumps({"data": [approval_out(a) for a in rows]}))
+        return
+    if not rows:
+        typer.echo("no approvals")
+    for a in rows:
         typer.echo(f"{a.id}  {a.status:<9}  {a.execution_status:<13}  {a.action:<22}  {a.summary[:60]}")
 
 
 @approvals_app.command("show")
-def approvals_show(approval_id: str) -> None:
-    """One approval as the API shows it, with its audit trail."""
+def approvals_show(approval_id: str,
+                   as_json: Annotated[bool, typer.Option("--json", help="Print one JSON document.")] = False) -> None:
+    """One approval as the API shows it, with its votes and audit trail."""
     from sqlalchemy import select
 
     from api.audit.models import AuditEvent
 
-    async def show() -> tuple[dict[str, Any], list[Any]]:
+    async def show() -> tuple[Approval, list[AuditEvent]]:
         async with container() as c:
             approval = await c.approvals.get(None, approval_id)
             async with c.db.read() as session:
                 trail = (await session.scalars(select(AuditEvent).where(AuditEvent.approval_id == approval_id)
-                                               .order_by(AuditEvent.id))).all()
-            return approval_out(approval), list(trail)
+                                               .order_by(AuditEvent.at, AuditEvent.id))).all()
+            return approval, list(trail)
 
-    body, trail = run(show())
-    typer.echo(json.dumps(body, indent=2))
+    approval, trail = run(show())
+    votes = [{"by": {"type": d.actor_type, "id": d.actor_id, "name": d.actor_name}, "verdict": d.verdict,
+              "revision": d.revision, "via": d.via, "note": d.note, "edits": d.edits, "at": d.created_at.isoformat()}
+             for d in approval.decisions]
+    if as_json:
+        audit = [{"at": e.at.isoformat(), "event": e.event, "actor": e.actor, "detail": e.detail} for e in trail]
+        typer.echo(json.dumps({"approval": approval_out(approval), "votes": votes, "audit": audit}))
+        return
+    typer.echo(json.dumps(approval_out(approval), indent=2))
+    typer.echo(f"\nrevision {approval.revision}; votes:" if votes else f"\nrevision {approval.revision}; no votes")
+    for v in votes:
+        via = f" via {v['via'].get('osUser')}@{v['via'].get('host')}" if v["via"] else ""
+        typer.echo(f"  r{v['revision']}  {v['verdict']:<7}  {v['by']['id']}{via}")
     typer.echo("\naudit trail:")
     for e in trail:
         who = (e.actor or {}).get("name") or (e.actor or {}).get("id") or "-"
@@ -121,43 +108,71 @@ def _parse_sets(action: str, sets: list[str], details: dict[str, Any]) -> dict[s
     return edits
 
 
-def _decide(approval_id: str, verdict: str, note: str | None, sets: list[str]) -> None:
-    async def decide() -> Any:
+def _operator(person: str) -> Actor:
+    """The approver the operator decides as, with where the command was typed beside it."""
+    if not (person[:1] in ("U", "W") and person[1:].isalnum() and person.isupper()):
+        fail(f"--as takes a Slack user id (U…), not {person!r}", 2)
+    return Actor("operator", person, None, via={"osUser": getpass.getuser(), "host": socket.gethostname()})
+
+
+def _decide(approval_id: str, person: str, verdict: str, note: str | None, sets: list[str],
+            revision: int | None) -> None:
+    actor = _operator(person)
+
+    async def decide() -> DecisionResult | NotAnApprover:
         async with container() as c:
             approval = await c.approvals.get(None, approval_id)
             edits = _parse_sets(approval.action, sets, approval.effective_details) if sets else None
-            return await c.decisions.decide(approval_id, _operator(), verdict, note=note, edits=edits)
+            try:
+                return await c.decisions.decide(approval_id, actor, verdict, note=note, edits=edits,
+                                                revision=revision)
+            except NotAnApprover as refused:
+                return refused
 
     result = run(decide())
+    if isinstance(result, NotAnApprover):
+        fail(f"{result.detail}; nothing was recorded", NOT_AN_APPROVER)
     approval = result.approval
     if result.outcome == "already_final":
         by = (approval.decided_by or {}).get("name") or (approval.decided_by or {}).get("id")
         fail(f"{approval_id} is already {approval.status}" + (f" (by {by})" if by else ""), 4)
+    if result.outcome == "stale":
+        fail(f"{approval_id} changed since revision {revision}: it is now revision {approval.revision}; "
+             "review it again (`approvals show`)", 4)
     if result.outcome == "duplicate_vote":
-        fail(f"you already voted on {approval_id}; it needs another approver", 4)
+        fail(f"{person} already voted on revision {approval.revision} of {approval_id}; it needs another approver", 4)
     if result.outcome == "vote":
-        votes = sum(1 for d in approval.decisions if d.verdict == "approve")
-        typer.echo(f"{approval_id}: approval recorded ({votes} of {approval.required_approvals})")
+        reset = " (a new revision: earlier approvals no longer count)" if result.revised else ""
+        typer.echo(f"{approval_id}: approval recorded ({len(current_votes(approval))} of "
+                   f"{approval.required_approvals}){reset}")
         return
     typer.echo(f"{approval_id}: {approval.status}")
     for field, change in (approval.changes or {}).items():
         typer.echo(f"  {field}: {change['from']} → {change['to']}")
 
 
+AsPerson = Annotated[str, typer.Option("--as", help="The approver you decide as: their Slack user id (U…).")]
+Revision = Annotated[int | None, typer.Option(min=1, help="The revision you reviewed (from `show`); refused if "
+                                                            "the request has changed since.")]
+
+
 @approvals_app.command("approve")
 def approvals_approve(
     approval_id: str,
+    as_: AsPerson,
     note: Annotated[str | None, typer.Option(help="Why, for the record and the agent.")] = None,
     set_: Annotated[list[str] | None, typer.Option("--set", help="Change a field first: FIELD=VALUE.")] = None,
+    revision: Revision = None,
 ) -> None:
-    """Approve as an operator, optionally changing fields (e.g. --set amount_cents=17450)."""
-    _decide(approval_id, "approve", note, set_ or [])
+    """Approve as a named approver, optionally changing fields (e.g. --set amount_cents=17450)."""
+    _decide(approval_id, as_, "approve", note, set_ or [], revision)
 
 
 @approvals_app.command("reject")
-def approvals_reject(approval_id: str,
-                     note: Annotated[str, typer.Option(help="Why; the agent receives it.")]) -> None:
-    """Reject as an operator, with a note."""
+def approvals_reject(approval_id: str, as_: AsPerson,
+                     note: Annotated[str, typer.Option(help="Why; the agent receives it.")],
+                     revision: Revision = None) -> None:
+    """Reject as a named approver, with a note."""
     if not note.strip():
         fail("--note must not be empty", 2)
-    _decide(approval_id, "reject", note, [])
+    _decide(approval_id, as_, "reject", note, [], revision)

@@ -34,6 +34,8 @@ class Settings(BaseSettings):
 
     stripe_secret_key: SecretStr | None = Field(None, validation_alias=_alias("STRIPE_SECRET_KEY"))
     stripe_api_base: str = Field("https://api.stripe.com", validation_alias=_alias("STRIPE_API_BASE"))
+    # The signing secret of the Stripe webhook endpoint (whsec_…); unset: /stripe/webhook answers 404.
+    stripe_webhook_secret: SecretStr | None = Field(None, validation_alias=_alias("STRIPE_WEBHOOK_SECRET"))
 
     policy_file: Path | None = Field(None, validation_alias=_alias("CHEQPOINT_POLICY_FILE"))
     url: str = Field("http://127.0.0.1:8000", validation_alias=_alias("CHEQPOINT_URL"))
@@ -58,6 +60,14 @@ class Settings(BaseSettings):
             raise ValueError(
                 f"CHEQPOINT_APPROVERS takes Slack user ids (U…, W…) and user-group ids (S…); not {bad}"
             )
+        return value
+
+    @field_validator("stripe_webhook_secret")
+    @classmethod
+    def _refuse_empty_webhook_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        # An empty secret would make every signature check fail (or, worse, look configured): say so.
+        if value is not None and not value.get_secret_value().strip():
+            raise ValueError("STRIPE_WEBHOOK_SECRET is set but empty; unset it or give the endpoint's whsec_… secret")
         return value
 
     @field_validator("database_url")
@@ -107,4 +117,6 @@ class Settings(BaseSettings):
         policy = f"Policy: {self.policy_file}" if self.policy_file else \
             "Policy: built-in default (every write reviewed by one approver)"
         db = "Database: SQLite" if self.is_sqlite else "Database: PostgreSQL"
-        return [db, slack, stripe, policy]
+        webhooks = ("Stripe webhooks: verified at /stripe/webhook" if self.stripe_webhook_secret else
+                    "Stripe webhooks: disabled (STRIPE_WEBHOOK_SECRET unset): /stripe/webhook answers 404")
+        return [db, slack, stripe, webhooks, policy]

@@ -17,6 +17,7 @@ from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
+from api.approvals.authority import Authority
 from api.approvals.decisions import Decisions
 from api.approvals.effects import Effects
 from api.approvals.routes import router as approvals_router
@@ -33,6 +34,7 @@ from api.outbox.registry import JobContext, JobRegistry
 from api.outbox.worker import Worker
 from api.policy import Policy, default_policy, load_policy
 from api.policy.usage import compute_totals
+from api.stripe_webhooks.routes import router as stripe_webhooks_router
 
 log = logging.getLogger("cheqpoint")
 
@@ -50,6 +52,7 @@ class Container:
     gateway: StripeGateway
     approvals: ApprovalService
     decisions: Decisions
+    authority: Authority  # who may decide; the Slack adapter gives it the user-group directory
     registry: JobRegistry
     worker: Worker
     clock: Callable[[], datetime]
@@ -83,13 +86,14 @@ def build_container(settings: Settings, *, clock: Callable[[], datetime] = utcno
         settings.stripe_api_base)
     approvals = ApprovalService(db, settings=settings, waiters=waiters, effects=effects, policy=lambda: policy,
                                 gateway=gateway, totals=compute_totals, clock=clock)
-    decisions = Decisions(approvals)
+    authority = Authority(lambda: policy, settings.approvers)
+    decisions = Decisions(approvals, authority)
     registry = JobRegistry()
     context = JobContext(db=db, settings=settings, http=http, clock=clock, services=None)
     worker = Worker(context, registry, poll_seconds=settings.worker_poll_seconds, clock=clock)
     container = Container(settings=settings, db=db, http=http, waiters=waiters, effects=effects, policy=policy,
-                          gateway=gateway, approvals=approvals, decisions=decisions, registry=registry,
-                          worker=worker, clock=clock)
+                          gateway=gateway, approvals=approvals, decisions=decisions, authority=authority,
+                          registry=registry, worker=worker, clock=clock)
     context.services = container
     db.on_enqueued = worker.wake
     register_core_jobs(container)
@@ -138,6 +142,7 @@ def create_app(settings: Settings | None = None, *, container: Container | None 
     install_error_handlers(app)
     app.include_router(approvals_router)
     app.include_router(compat_router)
+    app.include_router(stripe_webhooks_router)
     for router in container.extras.get("routers", []):
         app.include_router(router)
 

@@ -6,6 +6,7 @@ from api.callbacks.models import CallbackAttempt, CallbackDelivery
 from api.connections.models import Connection
 from api.db import Base
 from api.outbox.models import Job, JobAttempt
+from api.stripe_webhooks.models import StripeEvent
 
 __all__ = ["Approval", "AuditEvent", "Base", "CallbackAttempt", "CallbackDelivery", "Connection", "Decision",
-           "Job", "JobAttempt"]
+           "Job", "JobAttempt", "StripeEvent"]

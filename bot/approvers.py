@@ -1,10 +1,9 @@
-"""Who may decide a request: Slack users named directly, and members of Slack user groups.
+"""Slack's side of "who may decide": the members of Slack user groups.
 
-A request's own `approvers` (set by the policy rule that sent it to review, which falls back to
-`CHEQPOINT_APPROVERS`) is authoritative, so a rule that names a smaller group for large payouts is
-not widened by the global list. Group members come from `usergroups.users.list`, cached briefly:
-a click should not cost a Slack round trip each time, and someone removed from the group should
-lose the right within a minute.
+Who may decide is the core's `api.approvals.authority.may_decide`, resolved from the current
+policy and settings; this directory is the `GroupMembers` it asks for group members. Members come
+from `usergroups.users.list`, cached briefly: a click should not cost a Slack round trip each time,
+and someone removed from the group should lose the right within a minute.
 """
 
 import logging
@@ -34,17 +33,8 @@ class ApproverDirectory:
         self._members: dict[str, tuple[datetime, frozenset[str]]] = {}
 
     def approvers_for(self, approvers: Sequence[str] | None) -> list[str]:
-        """The ids (users and groups) that may decide a request with this `approvers` list."""
+        """The ids (users and groups) a request with this stored `approvers` list was sent to, for mentions."""
         return list(approvers) if approvers else list(self.defaults)
-
-    async def may_decide(self, user_id: str, approvers: Sequence[str] | None) -> bool:
-        allowed = self.approvers_for(approvers)
-        if user_id in allowed:
-            return True
-        for group in filter(is_group, allowed):
-            if user_id in await self.members(group):
-                return True
-        return False
 
     async def members(self, group: str) -> frozenset[str]:
         now = self.clock()

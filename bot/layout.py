@@ -1,48 +1,56 @@
 """How an approval's facts read in Slack: one headline and labelled lines per action family.
 
 Pure text (Slack mrkdwn), no Block Kit: the builders in `bot.blocks` decide where these go.
-Everything an agent wrote is escaped, so a summary cannot mention `<!channel>` or fake a link.
+
+Agent text is data, never markup. Everything an agent (or anyone outside this code) wrote goes
+through `literal()` before it joins our mrkdwn, or `plain_text()` before it fills a `plain_text`
+object: control and bidi characters are removed, line breaks collapsed, Slack's `&`, `<` and `>`
+escaped, and (in mrkdwn) the formatting marks `*`, `_`, `~` and `` ` `` replaced by look-alikes
+that Slack does not parse. So no agent string can mention anyone, draw a link, start a line or
+make a bold label; only this module's own text does that. Dashboard links are built only from
+ids that match Stripe's id syntax.
 """
 
+import re
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
 from api.money import format_money
 
+# The builders reach the inert-text helpers through this module, as they reach the layout's own.
+from bot.inert import escape as escape
+from bot.inert import literal as literal
+from bot.inert import one_line as one_line
+from bot.inert import plain_text as plain_text
+from bot.inert import quote_lines as quote_lines
+from bot.inert import truncate as truncate
+
 DASHBOARD = "https://dashboard.stripe.com"
 
-# Which dashboard page shows an object, by its id prefix. Ids without a page stay plain code.
+# Which dashboard page shows an object, by its id prefix; only ids of exactly this shape are linked.
 _DASHBOARD_PAGES = {
-    "ch_": "payments",
-    "py_": "payments",
-    "pi_": "payments",
-    "re_": "refunds",
-    "cus_": "customers",
-    "sub_": "subscriptions",
-    "dp_": "disputes",
-    "du_": "disputes",
-    "po_": "payouts",
-    "in_": "invoices",
-    "price_": "prices",
-    "prod_": "products",
+    "ch": "payments",
+    "py": "payments",
+    "pi": "payments",
+    "re": "refunds",
+    "cus": "customers",
+    "sub": "subscriptions",
+    "dp": "disputes",
+    "du": "disputes",
+    "po": "payouts",
+    "in": "invoices",
+    "price": "prices",
+    "prod": "products",
 }
+_STRIPE_ID = re.compile(r"(ch|py|pi|re|cus|sub|dp|du|po|in|price|prod)_[A-Za-z0-9]{1,250}", re.ASCII)
+# Slack user (U, W) and user-group (S) ids: the only things we ever turn into a mention.
+_SLACK_USER = re.compile(r"[UW][A-Z0-9]{2,40}", re.ASCII)
+_SLACK_GROUP = re.compile(r"S[A-Z0-9]{2,40}", re.ASCII)
+_CURRENCY = re.compile(r"[A-Za-z]{3}", re.ASCII)
 
 # Fields whose values are Stripe enums, read better as words (`requested_by_customer`).
 _WORDY_FIELDS = frozenset({"reason", "method", "proration_behavior"})
-
-# Longest values shown inline; the rest is in Cheqpoint and the Stripe dashboard.
-_VALUE_LIMIT = 300
-
-
-def escape(text: Any) -> str:
-    """Slack's three control characters, so user text is shown and never parsed."""
-    return str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-
-def truncate(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
-
 
 def humanize(value: Any) -> str:
     """`requested_by_customer` → `requested by customer`."""
@@ -56,25 +64,26 @@ def yes_no(value: Any) -> str:
 def money(amount_minor: Any, currency: Any) -> str:
     """`$349.00 USD`; without a known currency the bare minor-unit count, never a guess."""
     if not isinstance(amount_minor, int) or isinstance(amount_minor, bool):
-        return escape(amount_minor)
-    if not isinstance(currency, str) or not currency:
+        return literal(amount_minor)
+    if not isinstance(currency, str) or not _CURRENCY.fullmatch(currency):
         return f"{amount_minor:,} (minor units, currency not given)"
     return format_money(amount_minor, currency)
 
 
-def dashboard_url(object_id: str, *, test_mode: bool) -> str | None:
-    for prefix, page in _DASHBOARD_PAGES.items():
-        if object_id.startswith(prefix):
-            mode = "/test" if test_mode else ""
-            return f"{DASHBOARD}{mode}/{page}/{object_id}"
-    return None
+def dashboard_url(object_id: Any, *, test_mode: bool) -> str | None:
+    """The dashboard page of a Stripe object, for ids of Stripe's own syntax only: anything else
+    (`ch_1|text`, `ch_1><!channel>`) is not an id and gets no link."""
+    match = _STRIPE_ID.fullmatch(object_id) if isinstance(object_id, str) else None
+    if match is None:
+        return None
+    mode = "/test" if test_mode else ""
+    return f"{DASHBOARD}{mode}/{_DASHBOARD_PAGES[match[1]]}/{object_id}"
 
 
 def stripe_link(object_id: Any, *, test_mode: bool) -> str:
     """An object id linked to its dashboard page, or shown as code when it has none."""
-    text = escape(object_id)
-    url = dashboard_url(str(object_id), test_mode=test_mode)
-    return f"<{url}|{text}>" if url else f"`{text}`"
+    url = dashboard_url(object_id, test_mode=test_mode)
+    return f"<{url}|{object_id}>" if url else f"`{literal(object_id)}`"
 
 
 def parse_time(value: Any) -> datetime | None:
@@ -104,28 +113,32 @@ def actor(decided_by: Mapping[str, Any] | None) -> str:
     if not decided_by:
         return "someone"
     kind, ident, name = decided_by.get("type"), decided_by.get("id"), decided_by.get("name")
-    if kind == "slack_user" and ident:
-        return f"<@{escape(ident)}>"
+    if kind == "slack_user" and isinstance(ident, str) and _SLACK_USER.fullmatch(ident):
+        return f"<@{ident}>"
     if kind == "rule":
-        return f"rule “{escape(name or ident or 'unnamed')}”"
+        return f"rule “{literal(name or ident or 'unnamed')}”"
     if kind == "system":
         return "Cheqpoint"
-    return escape(name or ident or "an operator")
+    return literal(name or ident or "an operator")
 
 
 def mention(slack_id: str) -> str:
-    """`U…`/`W…` users as `<@…>`, `S…` user groups as `<!subteam^…>`."""
-    if slack_id.startswith("S"):
-        return f"<!subteam^{escape(slack_id)}>"
-    return f"<@{escape(slack_id)}>"
+    """`U…`/`W…` users as `<@…>`, `S…` user groups as `<!subteam^…>`; anything else as text."""
+    if _SLACK_GROUP.fullmatch(slack_id):
+        return f"<!subteam^{slack_id}>"
+    if _SLACK_USER.fullmatch(slack_id):
+        return f"<@{slack_id}>"
+    return literal(slack_id)
 
 
 def line(label: str, value: str) -> str:
+    """`*Label:* value`. Both are mrkdwn already: labels that are outside text go through `literal`."""
     return f"*{label}:* {value}"
 
 
 def plain(value: Any) -> str:
-    return escape(truncate(str(value), _VALUE_LIMIT))
+    """An outside value inside a fact line."""
+    return literal(value)
 
 
 # -- headlines (plain text, for header blocks and notification text) -------------------------------
@@ -212,7 +225,7 @@ def _dispute_lines(details: Mapping[str, Any], test_mode: bool) -> Lines:
     evidence = details.get("evidence")
     if isinstance(evidence, Mapping):
         for key, value in evidence.items():
-            lines.append(line(humanize(key).capitalize(), plain(value)))
+            lines.append(line(literal(humanize(key).capitalize()), plain(value)))
     if "submit" in details:
         lines.append(line("Submit to the bank now", yes_no(details["submit"])))
     return lines
@@ -222,7 +235,8 @@ def _generic_lines(details: Mapping[str, Any], test_mode: bool) -> Lines:
     """Actions outside the catalogue and read-only lookups: every field, ids linked."""
     lines = []
     for key, value in details.items():
-        lines.append(line(humanize(key).capitalize(), field_value(key, value, details, test_mode=test_mode)))
+        label = literal(humanize(key).capitalize(), 100)
+        lines.append(line(label, field_value(key, value, details, test_mode=test_mode)))
     return lines
 
 
@@ -264,7 +278,7 @@ def field_value(name: str, value: Any, details: Mapping[str, Any], *, test_mode:
         return money(value, details.get("currency"))
     if isinstance(value, bool):
         return yes_no(value)
-    if isinstance(value, str) and dashboard_url(value, test_mode=test_mode):
+    if dashboard_url(value, test_mode=test_mode):
         return stripe_link(value, test_mode=test_mode)
     if isinstance(value, Mapping | list | tuple):
         return plain(_compact(value))
@@ -305,5 +319,5 @@ def change_lines(changes: Mapping[str, Any], details: Mapping[str, Any]) -> Line
             continue
         old = field_value(name, change.get("from"), details)
         new = field_value(name, change.get("to"), details)
-        lines.append(line(field_label(name), f"{old} → {new}"))
+        lines.append(line(literal(field_label(name), 100), f"{old} → {new}"))
     return lines

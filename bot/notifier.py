@@ -20,7 +20,8 @@ from api.outbox.registry import JobContext, JobRegistry, Retry
 from api.outbox.service import enqueue
 from bot import render
 from bot.approvers import ApproverDirectory
-from bot.blocks import alert_text, delivery_failed_text, reminder_text
+from bot.blocks import AlertKind, alert_text, delivery_failed_text, reminder_text
+from bot.blocks.notices import execution_update_text
 from bot.failures import classify
 
 log = logging.getLogger(__name__)
@@ -29,6 +30,7 @@ POST = "slack.post_request"
 UPDATE = "slack.update_message"
 ALERT = "slack.alert"
 REMIND = "slack.remind"
+REPLY = "slack.thread_reply"  # a later outcome from Stripe, told in the review message's thread
 
 SLACK_FAILED = "slack_failed"  # an alert kind beside bot.blocks.AlertKind's
 # How long an update or reminder waits for the review message it belongs to.
@@ -37,6 +39,29 @@ WAIT_FOR_POST = 5.0
 
 def post_key(approval_id: str) -> str:
     return f"slack.post:{approval_id}"
+
+
+def execution_update(approval: Approval) -> dict[str, Any]:
+    """The execution as a Stripe event left it, carried in the jobs that tell people about it."""
+    result = approval.execution_result or {}
+    return {"status": approval.execution_status, "stripeObjectId": approval.stripe_object_id,
+            "object": result.get("object"), "objectStatus": result.get("status"), "error": approval.execution_error}
+
+
+async def enqueue_execution_update(session: AsyncSession, approval: Approval, alerts_channel: str | None) -> None:
+    """A later outcome: refresh the review message, reply in its thread, alert finance.
+
+    Keyed by the row version the change produced, so each change is told once however often the
+    subscriber runs, and two changes in a row are each told.
+    """
+    update_payload = {"approval_id": approval.id, "update": execution_update(approval)}
+    change = f"{approval.id}:{approval.version}"
+    if approval.slack_ts is not None or (approval.decided_by or {}).get("type") != "rule":
+        await enqueue(session, UPDATE, {"approval_id": approval.id})
+        await enqueue(session, REPLY, update_payload, key=f"slack.reply:{change}")
+    if alerts_channel:
+        await enqueue(session, ALERT, {"kind": AlertKind.EXECUTION_UPDATED, **update_payload},
+                      key=f"slack.alert:{AlertKind.EXECUTION_UPDATED}:{change}")
 
 
 class Notifier:
@@ -50,6 +75,7 @@ class Notifier:
         registry.register(UPDATE, self.update_message)
         registry.register(ALERT, self.alert)
         registry.register(REMIND, self.remind)
+        registry.register(REPLY, self.reply_in_thread)
 
     # -- jobs ---------------------------------------------------------------------------------------
 
@@ -97,6 +123,16 @@ class Notifier:
         await self._call(ctx, "post the reminder", channel, snapshot,
                          lambda: self.client.chat_postMessage(channel=channel, thread_ts=ts, text=text))
 
+    async def reply_in_thread(self, ctx: JobContext, payload: dict[str, Any]) -> None:
+        snapshot = await self._posted(ctx, payload["approval_id"])
+        if snapshot is None:
+            return
+        channel, ts = snapshot.row.slack_channel or "", snapshot.row.slack_ts
+        text = execution_update_text(payload["update"], test_mode=self.settings.stripe_test_mode)
+        await self._call(ctx, "reply in the review thread", channel, snapshot,
+                         lambda: self.client.chat_postMessage(channel=channel, thread_ts=ts, text=text,
+                                                              unfurl_links=False))
+
     async def alert(self, ctx: JobContext, payload: dict[str, Any]) -> None:
         channel = self.settings.alerts_channel
         snapshot = await render.load(ctx.db, payload["approval_id"])
@@ -106,7 +142,8 @@ class Notifier:
         if kind == SLACK_FAILED:
             text = delivery_failed_text(snapshot.data, payload["what"], payload["channel"], payload["error"])
         else:
-            text = alert_text(kind, snapshot.data, await self._permalink(snapshot))
+            text = alert_text(kind, snapshot.data, await self._permalink(snapshot), update=payload.get("update"),
+                              test_mode=self.settings.stripe_test_mode)
         await self._call(ctx, "post the finance alert", channel, snapshot,
                          lambda: self.client.chat_postMessage(channel=channel, text=text, unfurl_links=False),
                          alert_on_park=False)  # an alert about a failed alert would fail the same way

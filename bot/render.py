@@ -1,7 +1,8 @@
 """An approval as the Block Kit builders want it: read from the database, rendered by state.
 
 The builders are pure and take CONTRACT §3 dicts; this module is the one place that turns stored
-rows into those dicts (plus the Connection's name and the row version the buttons point at).
+rows into those dicts (plus the Connection's name, the revision the buttons point at, and who made
+that revision).
 """
 
 from collections.abc import Sequence
@@ -28,7 +29,8 @@ CONFIRM_OVER_MAJOR = 1000
 @dataclass(frozen=True)
 class Snapshot:
     row: Approval
-    data: dict[str, Any]  # approval_out(row) + `version` and `connectionName`, for the builders
+    # approval_out(row) + `version` (the revision buttons name), `revisedBy` and `connectionName`
+    data: dict[str, Any]
     connection_name: str
 
     @property
@@ -37,7 +39,13 @@ class Snapshot:
 
     @property
     def version(self) -> int:
+        """The row's version, which every change bumps: tells a job its picture is out of date."""
         return self.row.version
+
+    @property
+    def revision(self) -> int:
+        """What buttons and modals carry: the content's revision, which votes do not change."""
+        return self.row.revision
 
     @property
     def pending(self) -> bool:
@@ -54,10 +62,20 @@ async def _snapshots(session: AsyncSession, rows: Sequence[Approval]) -> list[Sn
     for row in rows:
         name = names.get(row.connection_id, row.connection_id)
         # riskScore and trace come only from the Cheqpoint-compatible API; reviewers see them too.
-        data = {**approval_out(row), "version": row.version, "connectionName": name,
+        data = {**approval_out(row), "version": row.revision, "revisedBy": revised_by(row), "connectionName": name,
                 "riskScore": (row.extra or {}).get("riskScore"), "trace": (row.extra or {}).get("trace")}
         out.append(Snapshot(row, data, name))
     return out
+
+
+def revised_by(row: Approval) -> dict[str, Any] | None:
+    """Who made the current revision (the edit that opened it), or None while it is as the agent asked."""
+    if row.revision <= 1:
+        return None
+    for vote in reversed(row.decisions):
+        if vote.revision == row.revision and vote.edits:
+            return {"type": vote.actor_type, "id": vote.actor_id, "name": vote.actor_name}
+    return None
 
 
 async def load(db: Database, approval_id: str) -> Snapshot | None:
@@ -89,7 +107,7 @@ def message(snapshot: Snapshot, settings: Settings) -> tuple[str, list[dict]]:
     test_mode, stripe_configured = settings.stripe_test_mode, settings.stripe_secret_key is not None
     if snapshot.pending:
         return review_message(snapshot.data, connection_name=snapshot.connection_name, test_mode=test_mode,
-                              version=snapshot.version, confirm_over_minor=confirm_over_minor(snapshot.data),
+                              version=snapshot.revision, confirm_over_minor=confirm_over_minor(snapshot.data),
                               can_edit=bool(editable_fields(snapshot.row)), stripe_configured=stripe_configured)
     return decided_message(snapshot.data, connection_name=snapshot.connection_name, test_mode=test_mode,
                            stripe_configured=stripe_configured)

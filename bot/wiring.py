@@ -8,16 +8,19 @@ import logging
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
+from fastapi.responses import JSONResponse
 from slack_bolt.adapter.fastapi.async_handler import AsyncSlackRequestHandler
 from slack_bolt.adapter.socket_mode.aiohttp import AsyncSocketModeHandler
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.approvals.models import Approval
 from api.outbox.service import enqueue
+from bot import inbound
 from bot.app import Inflight, build_bolt_app, web_client
 from bot.approvers import ApproverDirectory
 from bot.blocks import AlertKind
-from bot.notifier import ALERT, POST, REMIND, UPDATE, Notifier, post_key
+from bot.notifier import ALERT, POST, REMIND, UPDATE, Notifier, enqueue_execution_update, post_key
+from bot.revisions import ASK_AGAIN, AskAgain
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +33,9 @@ def subscriber(alerts_channel: str | None) -> Any:
     """Runs inside the approval's transaction, so it only enqueues."""
 
     async def on_event(session: AsyncSession, approval: Approval, event: str) -> None:
+        if event == "execution_updated":  # a later outcome from Stripe: its own message, thread reply, alert
+            await enqueue_execution_update(session, approval, alerts_channel)
+            return
         if event == "created":
             await enqueue(session, POST, {"approval_id": approval.id}, key=post_key(approval.id))
             halfway = approval.created_at + (approval.expires_at - approval.created_at) / 2
@@ -37,6 +43,8 @@ def subscriber(alerts_channel: str | None) -> Any:
                           key=f"slack.remind:{approval.id}")
         elif event in _REFRESHING and _reviewed(approval):
             await enqueue(session, UPDATE, {"approval_id": approval.id})
+        elif event == "revised":
+            await enqueue(session, ASK_AGAIN, {"approval_id": approval.id, "revision": approval.revision})
         kind = _alert_kind(approval, event)
         if kind is not None and alerts_channel:
             await enqueue(session, ALERT, {"kind": kind, "approval_id": approval.id},
@@ -64,10 +72,12 @@ def install_slack(container: Any) -> None:
     settings = container.settings
     client = web_client(settings, interactive=True)
     directory = ApproverDirectory(client, settings.approvers, container.clock)
+    container.authority.groups = directory  # who may decide is the core's call; Slack knows the groups
     inflight = Inflight()
     app = build_bolt_app(container, client=client, directory=directory, inflight=inflight)
     notifier = Notifier(web_client(settings, interactive=False), settings, directory)
     notifier.register(container.registry)
+    AskAgain(web_client(settings, interactive=False), container.authority).register(container.registry)
     container.effects.subscribe(subscriber(settings.alerts_channel))
     extras = container.extras
     extras.update(slack_app=app, slack_notifier=notifier, slack_inflight=inflight, slack_approvers=directory)
@@ -79,15 +89,26 @@ def install_slack(container: Any) -> None:
         extras["on_close"].append(socket.close_async)
         log.info("Slack: Socket Mode (SLACK_APP_TOKEN is set); /slack/events is not served")
         return
-    extras.setdefault("routers", []).append(events_router(AsyncSlackRequestHandler(app)))
+    secret = settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else ""
+    extras.setdefault("routers", []).append(events_router(AsyncSlackRequestHandler(app), secret))
 
 
-def events_router(handler: AsyncSlackRequestHandler) -> APIRouter:
+def events_router(handler: AsyncSlackRequestHandler, signing_secret: str) -> APIRouter:
     router = APIRouter()
 
     @router.post("/slack/events", include_in_schema=False)
     async def slack_events(request: Request) -> Response:
-        # Bolt verifies the signature and timestamp (401 otherwise) and answers url_verification.
-        return await handler.handle(request)
+        # Checked here before Bolt sees it (see bot.inbound): Bolt gets only signed, readable
+        # requests, so it never logs an unverified body nor fails on a malformed one.
+        body = await request.body()
+        refusal = inbound.check(signing_secret, body, request.headers)
+        if refusal is not None:
+            log.info("Slack request refused with %s: %s", refusal.status, refusal.reason)
+            return JSONResponse({"error": refusal.reason}, status_code=refusal.status)
+        try:
+            return await handler.handle(request)  # Bolt verifies again and answers url_verification
+        except Exception as exc:  # a signed payload Bolt could not take apart; its text is not logged
+            log.error("Slack request could not be handled: %s", type(exc).__name__)
+            return JSONResponse({"error": "the request could not be read"}, status_code=400)
 
     return router

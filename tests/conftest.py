@@ -20,6 +20,8 @@ from api.main import Container, build_container, create_app, running
 from api.migrate import upgrade
 
 PG_URL = os.environ.get("CHEQPOINT_TEST_POSTGRES_URL")
+# Who may decide in tests that do not name approvers themselves (decisions are checked against them).
+TEST_APPROVERS = ["UOPS", "UALICE", "UBOB", "UCAROL", "U012ABCDEF", *(f"UVOTER{i}" for i in range(8))]
 VENDOR = Path(__file__).resolve().parents[2] / "shared" / "vendor"
 
 
@@ -111,6 +113,7 @@ def make_settings(database_url: str) -> Callable[..., Settings]:
     def build(**values: Any) -> Settings:
         values.setdefault("database_url", database_url)
         values.setdefault("callback_allow_private", True)
+        values.setdefault("approvers", TEST_APPROVERS)
         return Settings(_env_file=None, **values)
 
     return build

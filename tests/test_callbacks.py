@@ -26,14 +26,15 @@ from api.callbacks.models import CallbackAttempt, CallbackDelivery
 from api.errors import Conflict, NotFound
 from api.main import build_container, create_app, running
 from api.outbox.models import Job
-from tests.conftest import REFUND
+from tests.conftest import REFUND, TEST_APPROVERS
 from tests.fakes.receiver import CallbackReceiver
 from tests.fakes.server import serve
 from tests.fakes.stripe import FakeStripe
+from tests.groups import StaticGroups
 from tests.test_cli import cheqpoint
 
-OPS = Actor("operator", "ops", "ops")
-BOB = Actor("operator", "bob", "bob")
+OPS = Actor("operator", "UOPS", "ops")
+BOB = Actor("operator", "UBOB", "bob")
 POLICIES = Path(__file__).parent / "policies"
 
 
@@ -97,6 +98,7 @@ def verified(event, secret: str) -> dict:
 async def service(make_settings, clock, **values) -> AsyncIterator[tuple]:
     """The app with other settings than the fixture's (a policy file, Stripe, SSRF checks on)."""
     container = build_container(make_settings(**values), clock=clock)
+    container.authority.groups = StaticGroups({"S0FINANCE": TEST_APPROVERS})  # the policy's approver group
     async with running(container, worker=False):
         transport = httpx.ASGITransport(app=create_app(container.settings, container=container))
         async with httpx.AsyncClient(transport=transport, base_url="http://cheqpoint.test") as client:
@@ -135,7 +137,7 @@ async def test_an_edited_approval_calls_back_once_signed(client, auth, container
     assert data["status"] == "approved" and data["decisionNote"] == "Half, per policy"
     assert data["modifiedDetails"] == {**REFUND["details"], "amount_cents": 17450}
     assert data["changes"] == {"amount_cents": {"from": 34900, "to": 17450}}
-    assert data["decidedBy"] == {"type": "operator", "id": "ops", "name": "ops"}
+    assert data["decidedBy"] == {"type": "operator", "id": "UOPS", "name": "ops"}
     assert "x-cheqpoint-signature" not in event.headers  # that one is for the compatible API only
 
     (delivery,) = await deliveries(container)

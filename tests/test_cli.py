@@ -13,14 +13,15 @@ import pytest
 
 from api.connections.auth import CACHE_SECONDS
 from api.main import create_app
-from tests.conftest import REFUND
+from tests.conftest import REFUND, TEST_APPROVERS
 from tests.fakes.server import serve
 
 CLI = [str(Path(sys.executable).with_name("cheqpoint"))]
 
 
 def cheqpoint(database_url: str, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    environment = {**os.environ, "DATABASE_URL": database_url, **env}
+    environment = {**os.environ, "DATABASE_URL": database_url, "CHEQPOINT_APPROVERS": ",".join(TEST_APPROVERS),
+                   **env}
     for name in ("SLACK_BOT_TOKEN", "STRIPE_SECRET_KEY", "CHEQPOINT_POLICY_FILE"):
         environment.pop(name, None)
     return subprocess.run([*CLI, *args], capture_output=True, text=True, env=environment, timeout=60, check=False)
@@ -70,7 +71,7 @@ def test_operator_edit_releases_a_held_request(database_url, served):
             break
         time.sleep(0.05)
     approval_id = pending[0]["approvalId"]
-    decided = cheqpoint(database_url, "approvals", "approve", approval_id, "--note", "Half only",
+    decided = cheqpoint(database_url, "approvals", "approve", approval_id, "--as", "UOPS", "--note", "Half only",
                         "--set", "amount_cents=17450", "--set", "reason=requested_by_customer")
     decided_at = time.perf_counter()
     assert decided.returncode == 0, decided.stderr
@@ -80,11 +81,11 @@ def test_operator_edit_releases_a_held_request(database_url, served):
     assert body["status"] == "approved"
     assert body["modifiedDetails"]["amount_cents"] == 17450
     assert body["changes"]["reason"] == {"from": "duplicate", "to": "requested_by_customer"}
-    assert body["decidedBy"]["type"] == "operator"
+    assert body["decidedBy"] == {"type": "operator", "id": "UOPS", "name": None}
     # Another process decided: the poller releases the hold within half a second.
     assert answer["at"] - decided_at < 0.5
 
-    again = cheqpoint(database_url, "approvals", "reject", approval_id, "--note", "too late")
+    again = cheqpoint(database_url, "approvals", "reject", approval_id, "--as", "UBOB", "--note", "too late")
     assert again.returncode == 4 and "already approved" in again.stderr
     shown = cheqpoint(database_url, "approvals", "show", approval_id)
     assert "approval.approved" in shown.stdout and "approval.created" in shown.stdout
@@ -95,12 +96,14 @@ def test_cli_bad_input_gets_a_message_and_an_exit_code(database_url, served):
     headers = {"Authorization": f"Bearer {conn['key']}"}
     approval_id = httpx.post(f"{served}/v1/approvals", json=REFUND, headers=headers).json()["approvalId"]
     cases = [
-        (("approvals", "approve", "apr_missing"), 3, "no approval"),
-        (("approvals", "approve", approval_id, "--set", "amount_cents"), 2, "FIELD=VALUE"),
-        (("approvals", "approve", approval_id, "--set", "amount_cents=abc"), 2, "amount_cents"),
-        (("approvals", "approve", approval_id, "--set", "charge_id=ch_other"), 2, "charge_id"),
-        (("approvals", "approve", approval_id, "--set", "amount_cents=0"), 2, "amount_cents"),
-        (("approvals", "reject", approval_id, "--note", "  "), 2, "note"),
+        (("approvals", "approve", "apr_missing", "--as", "UOPS"), 3, "no approval"),
+        (("approvals", "approve", approval_id, "--as", "UOPS", "--set", "amount_cents"), 2, "FIELD=VALUE"),
+        (("approvals", "approve", approval_id, "--as", "UOPS", "--set", "amount_cents=abc"), 2, "amount_cents"),
+        (("approvals", "approve", approval_id, "--as", "UOPS", "--set", "charge_id=ch_other"), 2, "charge_id"),
+        (("approvals", "approve", approval_id, "--as", "UOPS", "--set", "amount_cents=0"), 2, "amount_cents"),
+        (("approvals", "reject", approval_id, "--as", "UOPS", "--note", "  "), 2, "note"),
+        (("approvals", "approve", approval_id), 2, "--as"),
+        (("approvals", "approve", approval_id, "--as", "ops"), 2, "Slack user id"),
         (("approvals", "list", "--status", "weird"), 2, "status"),
     ]
     for args, code, words in cases:

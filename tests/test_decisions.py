@@ -55,7 +55,7 @@ async def test_raising_an_amount_is_refused_and_changes_nothing(client, auth, co
 async def test_racing_clicks_record_one_decision(client, auth, container):
     approval_id = await create(client, auth)
     results = await asyncio.gather(
-        *(container.decisions.decide(approval_id, Actor("slack_user", f"U{i}", None), "approve") for i in range(5)),
+        *(container.decisions.decide(approval_id, Actor("slack_user", f"UVOTER{i}"), "approve") for i in range(5)),
         container.decisions.decide(approval_id, BOB, "reject", note="no"),
     )
     decided = [r for r in results if r.outcome == "decided"]

@@ -21,7 +21,7 @@ from api.outbox.models import Job
 from tests.conftest import Clock
 from tests.fakes.stripe import FakeStripe
 
-OPS = Actor("operator", "ops", "ops")
+OPS = Actor("operator", "UOPS", "ops")
 WRITES = ("POST", "DELETE")
 
 

@@ -181,7 +181,7 @@ def test_unverified_facts_say_so_first():
              "warnings": ["not verified against Stripe"], "reason": "Stripe timed out\n*after 3 s*"}
     text = section_text(approval(stripe_facts=facts))
     assert text.startswith("*What Stripe says*\n⚠️ *Not verified against Stripe*")
-    assert "\n_Why:_ Stripe timed out *after 3 s*" in text
+    assert "\n_Why:_ Stripe timed out ∗after 3 s∗" in text  # outside text: marks made inert
     assert "keeps asking Stripe and updates this message" in text
     assert text.lower().count("not verified against stripe") == 1
     decided = approval(stripe_facts=facts, status="rejected")
@@ -254,7 +254,8 @@ def test_outside_text_cannot_ping_draw_lines_or_links():
     assert "<!channel>" not in text and "<https://evil" not in text and "<@U0BOSS>" not in text
     assert "\u202e" not in text
     customer_line = next(line for line in text.splitlines() if line.startswith("*Customer*"))
-    assert "*Radar risk:* normal" in customer_line and "⚠️ verified" in customer_line
+    assert "*Radar risk:*" not in text and "∗Radar risk:∗ normal" in customer_line
+    assert "⚠️ verified" in customer_line
 
 
 @pytest.mark.parametrize("facts", [

@@ -93,6 +93,7 @@ async def test_a_customers_name_cannot_speak_for_stripe_or_ping_the_channel(slac
     assert not [line for line in text.splitlines() if line.startswith(("*Radar risk:*", "⚠️ approved"))]
     customer_line = next(line for line in text.splitlines() if line.startswith("*Customer*"))
     assert "&lt;!channel&gt;" in customer_line and "⚠️ approved" in customer_line
+    assert "*Radar risk:*" not in customer_line  # no bold label drawn by the name
 
 
 async def test_refund_message_shows_the_charge_as_stripe_has_it(slack: SlackHarness, stripe: FakeStripe):

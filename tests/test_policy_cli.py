@@ -201,4 +201,4 @@ def test_serve_refuses_to_start_on_a_bad_policy_file(tmp_path, database_url):
 def _operator():
     from api.approvals.actors import Actor
 
-    return Actor("operator", "carol", "Carol")
+    return Actor("operator", "UCAROL", "Carol")

@@ -24,13 +24,14 @@ from api.connections import service as connections
 from api.main import Container, build_container, create_app, running
 from api.policy import PolicyError, load_policy
 from api.policy.usage import compute_totals
-from tests.conftest import REFUND, Clock
+from tests.conftest import REFUND, TEST_APPROVERS, Clock
+from tests.groups import StaticGroups
 
 POLICIES = Path(__file__).parent / "policies"
 EXAMPLE = POLICIES / "contract_example.yaml"
 VELOCITY = POLICIES / "velocity.yaml"
-ALICE = Actor("operator", "alice", "Alice")
-BOB = Actor("operator", "bob", "Bob")
+ALICE = Actor("operator", "UALICE", "Alice")
+BOB = Actor("operator", "UBOB", "Bob")
 
 
 @dataclass
@@ -63,6 +64,7 @@ async def connect(container: Container, name: str = "support-agent") -> dict[str
 async def serving(settings: Settings, clock: Clock, auth: dict[str, str] | None = None) -> AsyncIterator[Running]:
     """Start a fresh service on `settings` (its worker stopped: tests drain it), and stop it after."""
     container = build_container(settings, clock=clock)
+    container.authority.groups = StaticGroups({"S0FINANCE": TEST_APPROVERS})  # the policy's approver group
     events: list[tuple[str, str]] = []
 
     async def record(session: Any, approval: Any, event: str) -> None:
@@ -141,7 +143,7 @@ async def test_large_refund_needs_two_different_approvers(example):
     assert (await decisions.decide(approval_id, ALICE, "approve", note="Looks right")).outcome == "vote"
     body = await example.get(approval_id)
     assert body["status"] == "pending"
-    assert [(a["by"]["id"], a["note"]) for a in body["approvals"]] == [("alice", "Looks right")]
+    assert [(a["by"]["id"], a["note"]) for a in body["approvals"]] == [("UALICE", "Looks right")]
 
     assert (await decisions.decide(approval_id, ALICE, "approve")).outcome == "duplicate_vote"
     assert len((await example.get(approval_id))["approvals"]) == 1
@@ -149,8 +151,8 @@ async def test_large_refund_needs_two_different_approvers(example):
     assert (await decisions.decide(approval_id, BOB, "approve")).outcome == "decided"
     body = await example.get(approval_id)
     assert body["status"] == "approved"
-    assert [a["by"]["id"] for a in body["approvals"]] == ["alice", "bob"]
-    assert body["decidedBy"]["id"] == "bob"
+    assert [a["by"]["id"] for a in body["approvals"]] == ["UALICE", "UBOB"]
+    assert body["decidedBy"]["id"] == "UBOB"
     assert "vote" in (event for _, event in example.events)
 
 

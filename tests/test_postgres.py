@@ -26,7 +26,7 @@ async def test_a_decision_in_one_instance_releases_a_hold_in_another(settings, c
         async def decide_soon() -> float:
             await asyncio.sleep(0.3)
             decided_at = time.perf_counter()
-            await decider.decisions.decide(approval.id, Actor("operator", "ops", "ops"), "reject", note="no")
+            await decider.decisions.decide(approval.id, Actor("operator", "UOPS", "ops"), "reject", note="no")
             return decided_at
 
         held, decided_at = await asyncio.gather(
@@ -46,7 +46,7 @@ async def test_racing_decisions_from_two_instances_record_one(settings, clock):
         created = await first.db.write(lambda s: service.create(s, "agent"))
         approval = (await first.approvals.create(created.connection, Intake(ApprovalCreate(**REFUND)))).approval
         results = await asyncio.gather(*(
-            instance.decisions.decide(approval.id, Actor("slack_user", f"U{i}", None), "approve")
+            instance.decisions.decide(approval.id, Actor("slack_user", f"UVOTER{i}", None), "approve")
             for i, instance in enumerate([first, second] * 4)))
     assert sum(r.outcome == "decided" for r in results) == 1
     assert all(r.outcome in ("decided", "already_final") for r in results)

@@ -12,7 +12,7 @@ from api.outbox.models import Job, JobAttempt
 from tests.conftest import REFUND
 from tests.slack_helpers import ALERTS, APPROVER, GROUP, GROUP_MEMBER, PAYOUT, REVIEW, has_buttons, slack_harness
 
-OPERATOR = Actor("operator", "ops", "Ops")
+OPERATOR = Actor("operator", "UAPPROVER", "Ops")
 
 
 @pytest.fixture

@@ -212,7 +212,7 @@ async def test_a_stale_click_on_a_decided_request_says_who_decided_and_refreshes
     await slack.settle()
     channel, ts = await slack.location(created["approvalId"])
     before = slack.fake.message(channel, ts)["blocks"]
-    await slack.container.decisions.decide(created["approvalId"], Actor("operator", "ops", "Ops"), "reject",
+    await slack.container.decisions.decide(created["approvalId"], Actor("operator", "UAPPROVER", "Ops"), "reject",
                                            note="Done by hand.")
     # Slack still shows the old buttons (the update has not run yet): click one of them.
     value = button_value(before, created["approvalId"], "approve")

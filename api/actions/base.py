@@ -15,7 +15,7 @@ from pydantic import BaseModel, ValidationError
 
 from api.errors import ValidationFailed
 from api.execution.gateway import StripeGateway
-from api.money import parse_major
+from api.money import MAX_AMOUNT_TEXT, MAX_WHOLE_DIGITS, SYMBOLS, parse_major
 
 EditKind = Literal["amount", "choice", "bool", "quantity"]
 
@@ -230,14 +230,26 @@ def without_none(params: dict[str, Any]) -> dict[str, Any]:
 
 
 def _parse_amount(field: str, text: str, currency: str | None) -> int:
-    if re.fullmatch(r"\d+", text):
+    """An operator's `--set amount_cents=…`: ASCII digits alone are minor units; anything else is
+    read as a major-unit amount by the same rules as Slack's edit modal (`parse_major`)."""
+    if len(text) > MAX_AMOUNT_TEXT:
+        raise ValueError(f"{field} is too long ({len(text)} characters); give a whole number such as 17450.")
+    if re.fullmatch(r"[0-9]+", text, re.ASCII):
+        if len(text.lstrip("0")) > MAX_WHOLE_DIGITS:
+            raise ValueError(f"{field} is far larger than any amount: “{text}”.")
         if int(text) <= 0:
             raise ValueError(f"{field} must be greater than zero.")
         return int(text)
-    if text and ("." in text or text[0] in "$€£¥"):
-        if currency is None:
-            raise ValueError(f"The currency is not known, so give {field} in minor units "
-                             f"(a whole number such as 17450), not “{text}”.")
-        return parse_major(text, currency)
-    raise ValueError(f"{field} must be a whole number of minor units such as 17450, "
-                     f"or a major-unit amount such as 174.50; not “{text}”.")
+    if currency is None:
+        raise ValueError(f"The currency is not known, so give {field} in minor units "
+                         f"(a whole number such as 17450), not “{text}”.")
+    try:
+        minor = parse_major(text, currency)
+    except ValueError as problem:
+        raise ValueError(f"{field} must be a whole number of minor units such as 17450, or a major-unit "
+                         f"amount such as 174.50: {problem}") from None
+    if "." not in text and text[:1] not in SYMBOLS.values():
+        # `1,000` could be minor or major units; a money command does not guess.
+        raise ValueError(f"{field} “{text}” is ambiguous: give a whole number of minor units (17450) "
+                         f"or a major-unit amount with a decimal point (174.50).")
+    return minor

@@ -2,7 +2,13 @@
 
 However many clicks race, one decision is recorded: the approval row is locked (PostgreSQL) or the
 single writer runs one decision at a time (SQLite), its status is checked inside the transaction,
-each person can vote once (a unique index), and the version column stops a second process.
+each person can vote once per revision (a unique index on the Slack id, whatever the surface), and
+the version column stops a second process.
+
+Votes bind a revision: every decision names the revision its maker saw, a stale one changes
+nothing, and an edit starts a new revision on which earlier approvals no longer count, so the
+payload executed is exactly the one the last quorum approved. Who may decide is asked of
+`authority` here, so no surface can skip it.
 """
 
 from dataclasses import dataclass
@@ -16,6 +22,7 @@ from sqlalchemy.orm.exc import StaleDataError
 from api.actions import EditRejected, get_action
 from api.approvals import state
 from api.approvals.actors import SYSTEM, Actor
+from api.approvals.authority import Authority, NotAnApprover
 from api.approvals.models import Approval, Decision
 from api.approvals.service import ApprovalService
 from api.audit import service as audit
@@ -29,44 +36,79 @@ from api.outbox.service import enqueue
 class DecisionResult:
     approval: Approval
     # decided: this decision made it final · vote: counted, more approvals needed ·
-    # already_final: it was decided, expired or cancelled before · duplicate_vote: this person already voted
+    # already_final: it was decided, expired or cancelled before · duplicate_vote: this person already
+    # voted on this revision · stale: the decision named an older revision than the current one
     outcome: str
+    revised: bool = False  # this decision's edit made a new revision (earlier approvals no longer count)
 
     @property
     def recorded(self) -> bool:
         return self.outcome in ("decided", "vote")
 
 
+def current_votes(approval: Approval) -> list[Decision]:
+    """The approve votes that count toward the quorum: those on the current revision."""
+    return [d for d in approval.decisions if d.verdict == "approve" and d.revision == approval.revision]
+
+
 class Decisions:
-    def __init__(self, service: ApprovalService) -> None:
+    def __init__(self, service: ApprovalService, authority: Authority) -> None:
         self.service = service
+        self.authority = authority
         self.effects = service.effects
 
     async def decide(self, approval_id: str, actor: Actor, verdict: str, *, note: str | None = None,
-                     edits: dict[str, Any] | None = None) -> DecisionResult:
+                     edits: dict[str, Any] | None = None, revision: int | None = None) -> DecisionResult:
+        """Record a person's decision on the revision they saw (`revision`; None: the current one).
+
+        Raises NotAnApprover when `actor` may not decide this request now (the attempt is audited),
+        and ValidationFailed for a reviewer's edit that cannot be applied (audited too).
+        """
         if verdict not in ("approve", "reject"):
             raise ValidationFailed(f"verdict must be approve or reject, not {verdict!r}")
         if verdict == "reject" and not (note and note.strip()):
             raise ValidationFailed("a rejection needs a note", errors=[{"loc": ["note"], "msg": "required"}])
         if edits and verdict != "approve":
             raise ValidationFailed("edits go with an approval")
-        if edits and "amount_cents" in edits:
-            await self._check_refundable(approval_id, edits["amount_cents"])
-        for _ in range(3):
-            try:
-                result = await self.service.db.write(
-                    lambda session: self._decide(session, approval_id, actor, verdict, note, edits))
-                break
-            except (StaleDataError, IntegrityError):
-                continue  # another process decided in between: read again and report what happened
-        else:
-            raise RuntimeError(f"could not record a decision on {approval_id}")
+        approval = await self.service.get(None, approval_id)
+        authorisation = await self.authority.may_decide(actor.id, approval)
+        if not authorisation.allowed:
+            await self._audit(approval, "decision.refused", actor,
+                              {"reason": "not an approver", "why": authorisation.reason, "verdict": verdict,
+                               "revision": revision})
+            raise NotAnApprover(f"{actor.id} may not decide {approval_id}: {authorisation.reason}")
+        try:
+            if edits and "amount_cents" in edits and approval.status == "pending":
+                await self._check_refundable(approval_id, edits["amount_cents"])
+            result = await self._write(approval_id, actor, verdict, note, edits, revision)
+        except ValidationFailed as exc:
+            await self._audit(approval, "decision.edit_refused", actor,
+                              {"edits": edits, "errors": exc.errors or exc.detail, "revision": revision})
+            raise
         if result.approval.is_settled:
             self.service.waiters.notify(approval_id, result.approval)
         return result
 
+    async def _write(self, approval_id: str, actor: Actor, verdict: str, note: str | None,
+                     edits: dict[str, Any] | None, revision: int | None) -> DecisionResult:
+        for _ in range(3):
+            try:
+                return await self.service.db.write(
+                    lambda session: self._decide(session, approval_id, actor, verdict, note, edits, revision))
+            except (StaleDataError, IntegrityError):
+                continue  # another process decided in between: read again and report what happened
+        raise RuntimeError(f"could not record a decision on {approval_id}")
+
+    async def _audit(self, approval: Approval, event: str, actor: Actor, detail: dict[str, Any]) -> None:
+        """An attempt that changed nothing, kept in its own transaction: who tried matters too."""
+        async def record(session: AsyncSession) -> None:
+            audit.record(session, event, approval_id=approval.id, connection_id=approval.connection_id,
+                         actor=actor.audit_dict(), detail=detail)
+
+        await self.service.db.write(record)
+
     async def _decide(self, session: AsyncSession, approval_id: str, actor: Actor, verdict: str,
-                      note: str | None, edits: dict[str, Any] | None) -> DecisionResult:
+                      note: str | None, edits: dict[str, Any] | None, revision: int | None) -> DecisionResult:
         # One round trip: the row (locked on PostgreSQL) with its votes joined in.
         approval = await session.get(Approval, approval_id, with_for_update={"of": Approval},
                                      options=[joinedload(Approval.decisions)])
@@ -74,12 +116,17 @@ class Decisions:
             raise NotFound(f"no approval {approval_id}")
         if approval.status == "pending" and approval.expires_at <= self.service.clock():
             await state.finalize(session, self.effects, approval, "expired", SYSTEM, "Expired before a decision.")
+
+        def refuse(event: str, outcome: str, **detail: Any) -> DecisionResult:
+            audit.record(session, event, approval_id=approval.id, connection_id=approval.connection_id,
+                         actor=actor.audit_dict(), detail={"verdict": verdict, **detail})
+            return DecisionResult(approval, outcome)
+
         if approval.status != "pending":
-            audit.record(session, "decision.refused", approval_id=approval.id, actor=actor.as_dict(),
-                         detail={"reason": f"already {approval.status}", "verdict": verdict})
-            return DecisionResult(approval, "already_final")
-        if any(d.actor_type == actor.type and d.actor_id == actor.id for d in approval.decisions):
-            return DecisionResult(approval, "duplicate_vote")
+            return refuse("decision.refused", "already_final", reason=f"already {approval.status}")
+        if revision is not None and revision != approval.revision:
+            return refuse("decision.refused", "stale", reason="stale revision", seen=revision,
+                          current=approval.revision)
 
         modified = None
         if edits:
@@ -87,31 +134,51 @@ class Decisions:
             if spec is None or not spec.editable:
                 raise ValidationFailed(f"{approval.action} has no fields a reviewer may change")
             modified, _ = spec.apply_edits(approval.effective_details, edits)
+            if modified == approval.effective_details:
+                modified = None  # an "edit" that changes nothing is a plain approval of this revision
+        if modified is None and any(d.actor_id == actor.id and d.revision == approval.revision
+                                    for d in approval.decisions):
+            return refuse("decision.duplicate", "duplicate_vote", revision=approval.revision)
 
+        if modified is not None:
+            self._revise(session, approval, actor, modified)
         # Appended to the loaded collection, so the count below sees it without reading it back.
         approval.decisions.append(Decision(verdict=verdict, actor_type=actor.type, actor_id=actor.id,
                                            actor_name=actor.name, note=note, edits=edits or None,
+                                           revision=approval.revision, via=actor.via,
                                            created_at=self.service.clock()))
-        if modified is not None:
-            approval.modified_details = modified
-            approval.changes = _changes(approval.details, modified)
-
         if verdict == "reject":
             await state.finalize(session, self.effects, approval, "rejected", actor, note)
             return DecisionResult(approval, "decided")
-        votes = sum(1 for d in approval.decisions if d.verdict == "approve")
+        votes = len(current_votes(approval))
         if votes < approval.required_approvals:
-            audit.record(session, "approval.vote", approval_id=approval.id, actor=actor.as_dict(),
+            audit.record(session, "approval.vote", approval_id=approval.id, connection_id=approval.connection_id,
+                         actor=actor.audit_dict(),
                          detail={"votes": votes, "required": approval.required_approvals, "note": note,
-                                 "changes": approval.changes or None})
+                                 "revision": approval.revision, "changes": approval.changes or None})
             await session.flush()
             await self.effects.emit(session, approval, "vote")
-            return DecisionResult(approval, "vote")
+            if modified is not None:
+                await self.effects.emit(session, approval, "revised")
+            return DecisionResult(approval, "vote", revised=modified is not None)
         await state.finalize(session, self.effects, approval, "approved", actor, note)
         if approval.execute:
             await enqueue(session, "stripe.execute", {"approval_id": approval.id}, key=f"execute:{approval.id}",
                           max_attempts=10)
-        return DecisionResult(approval, "decided")
+        return DecisionResult(approval, "decided", revised=modified is not None)
+
+    def _revise(self, session: AsyncSession, approval: Approval, actor: Actor, modified: dict[str, Any]) -> None:
+        """A reviewer's edit: a new revision, on which every approver votes afresh."""
+        before = approval.effective_details
+        approval.revision += 1
+        approval.modified_details = modified
+        approval.changes = _changes(approval.details, modified)
+        earlier = [d.actor_id for d in approval.decisions if d.verdict == "approve"
+                   and d.revision == approval.revision - 1]
+        audit.record(session, "approval.revised", approval_id=approval.id, connection_id=approval.connection_id,
+                     actor=actor.audit_dict(),
+                     detail={"revision": approval.revision, "changes": _changes(before, modified),
+                             "votesReset": earlier})
 
     async def _check_refundable(self, approval_id: str, amount: object) -> None:
         """A refund may be raised by a reviewer, but never above what Stripe can still refund."""

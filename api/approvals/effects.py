@@ -15,8 +15,10 @@ EVENTS = frozenset({
     "created",        # pending, waiting for reviewers
     "auto_decided",   # a rule approved or rejected it at intake (followed by approved / rejected)
     "vote",           # one approval of several recorded; still pending
+    "revised",        # a reviewer's edit made a new revision (after its "vote"): approvers asked again
     "approved", "rejected", "expired", "cancelled",
     "executed", "execution_failed",
+    "execution_updated",  # Stripe reported a later outcome (a refund or payout failed, a payout was paid, …)
     "verified",       # a request accepted unverified was verified against Stripe later; still pending
 })
 

@@ -17,6 +17,7 @@ class Approval(Base):
         UniqueConstraint("connection_id", "idempotency_key", name="uq_approvals_idempotency"),
         Index("ix_approvals_connection_status", "connection_id", "status"),
         Index("ix_approvals_status_expires", "status", "expires_at"),
+        Index("ix_approvals_stripe_object_id", "stripe_object_id"),
     )
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
@@ -65,6 +66,9 @@ class Approval(Base):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
     # Optimistic lock: two processes deciding at once cannot both write (StaleDataError).
     version: Mapped[int] = mapped_column(Integer, default=1)
+    # The content's revision: 1 as the agent asked, +1 on every reviewer's edit. Buttons and modals
+    # name it (not `version`, which every vote bumps); only votes on the current one count.
+    revision: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
 
     decisions: Mapped[list["Decision"]] = relationship(
         back_populates="approval", order_by="Decision.id", lazy="selectin"
@@ -85,10 +89,11 @@ class Approval(Base):
 
 
 class Decision(Base):
-    """One reviewer's vote. Unique per person, so nobody counts twice toward a quorum."""
+    """One reviewer's vote on one revision. Unique per revision and person (the Slack id, whichever
+    surface it came from), so nobody counts twice toward a quorum."""
 
     __tablename__ = "decisions"
-    __table_args__ = (UniqueConstraint("approval_id", "actor_type", "actor_id", name="uq_decisions_actor"),)
+    __table_args__ = (UniqueConstraint("approval_id", "revision", "actor_id", name="uq_decisions_person"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     approval_id: Mapped[str] = mapped_column(ForeignKey("approvals.id"), index=True)
@@ -98,6 +103,9 @@ class Decision(Base):
     actor_name: Mapped[str | None] = mapped_column(String(200))
     note: Mapped[str | None] = mapped_column(Text)
     edits: Mapped[dict[str, Any] | None]
+    revision: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+    # For a decision made at the CLI: the OS user and host it was typed on ({"osUser", "host"}).
+    via: Mapped[dict[str, Any] | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     approval: Mapped[Approval] = relationship(back_populates="decisions")

@@ -51,7 +51,8 @@ def execution_out(approval: Approval) -> dict[str, Any]:
 
 def approval_out(approval: Approval) -> dict[str, Any]:
     """The approval object, exactly as agents, Slack blocks and callbacks see it."""
-    votes = [d for d in approval.decisions if d.verdict == "approve"]
+    # Only votes on the current revision count: an edit asks every approver again.
+    votes = [d for d in approval.decisions if d.verdict == "approve" and d.revision == approval.revision]
     return {
         "approvalId": approval.id,
         "status": approval.status,
@@ -70,6 +71,7 @@ def approval_out(approval: Approval) -> dict[str, Any]:
             for d in votes
         ],
         "requiredApprovals": approval.required_approvals,
+        "revision": approval.revision,
         "riskLevel": approval.risk_level,
         "priority": approval.priority,
         "agentName": approval.agent_name,

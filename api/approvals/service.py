@@ -135,7 +135,10 @@ class ApprovalService:
                          actor={"type": "connection", "id": connection.id, "name": connection.name},
                          after=state.snapshot(approval),
                          detail={"rule": decision.rule, "decision": decision.decision,
-                                 "policyVersion": decision.policy_version, "policyErrors": decision.errors or None})
+                                 "policyVersion": decision.policy_version, "policyErrors": decision.errors or None,
+                                 "request": {**body.model_dump(mode="json", by_alias=True, exclude_none=True),
+                                             "details": details},
+                                 "surface": intake.surface, "idempotencyKey": intake.idempotency_key})
             await self._apply_policy(session, approval, verdict, decision, lookup)
             if unverified and verdict == "review":
                 await enqueue(session, VERIFY_JOB, {"approval_id": approval.id}, key=f"verify:{approval.id}",

@@ -66,3 +66,20 @@ async def record_execution(session: AsyncSession, effects: Effects, approval: Ap
     elif status == "failed":
         await effects.emit(session, approval, "execution_failed")
     await announce_if_settled(session, approval)
+
+
+async def record_later_outcome(session: AsyncSession, effects: Effects, approval: Approval, *, status: str,
+                               result: dict[str, Any], error: dict[str, Any] | None,
+                               actor: dict[str, Any]) -> None:
+    """What Stripe reported after the execution ended: a refund or payout that failed, a payout paid,
+    a dispute closed. `status` is succeeded or failed; the caller has checked the change is news."""
+    before = {**snapshot(approval), "objectStatus": (approval.execution_result or {}).get("status")}
+    approval.execution_status = status
+    approval.execution_result = result
+    approval.execution_error = error
+    await session.flush()
+    audit.record(session, "execution.updated", approval_id=approval.id, connection_id=approval.connection_id,
+                 actor=actor, before=before,
+                 after={**snapshot(approval), "objectStatus": result.get("status")},
+                 detail={"stripeObjectId": approval.stripe_object_id, "error": error})
+    await effects.emit(session, approval, "execution_updated")

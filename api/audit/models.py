@@ -8,7 +8,12 @@ from api.db import Base, utcnow
 
 
 class AuditEvent(Base):
-    """Append-only: every state change and refusal, with who, when, and the state before/after."""
+    """Append-only: every state change and refusal, with who, when, and the state before/after.
+
+    Entries form a hash chain (`api.audit.chain`): `seq` counts up from 1 without gaps, `prev_hash` is
+    the previous entry's `hash`, and `hash` covers this entry's fields and `prev_hash`, so a changed,
+    removed or inserted row breaks the chain at that point.
+    """
 
     __tablename__ = "audit_events"
 
@@ -22,3 +27,6 @@ class AuditEvent(Base):
     before: Mapped[dict[str, Any] | None]
     after: Mapped[dict[str, Any] | None]
     detail: Mapped[dict[str, Any] | None]
+    seq: Mapped[int] = mapped_column(index=True, unique=True)
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))

@@ -1,9 +1,16 @@
-"""Writes to the audit trail. There is no update or delete here, on purpose."""
+"""Writes to the audit trail. There is no update or delete here, on purpose.
 
+Entries join the hash chain when their transaction commits (`api.audit.chain`); JSON fields are
+stored as they will read back, so their hashes verify later on either database.
+"""
+
+import getpass
+import socket
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from api.audit import chain
 from api.audit.models import AuditEvent
 from api.db import utcnow
 from api.ids import new_id
@@ -21,7 +28,17 @@ def record(
     detail: dict[str, Any] | None = None,
 ) -> AuditEvent:
     entry = AuditEvent(id=new_id("evt"), at=session.info.get("clock", utcnow)(), event=event,
-                       approval_id=approval_id, connection_id=connection_id, actor=actor,
-                       before=before, after=after, detail=detail)
-    session.add(entry)
+                       approval_id=approval_id, connection_id=connection_id, actor=chain.normalised(actor),
+                       before=chain.normalised(before), after=chain.normalised(after),
+                       detail=chain.normalised(detail))
+    chain.queue(getattr(session, "sync_session", session), entry)
     return entry
+
+
+def os_operator() -> dict[str, Any]:
+    """Who runs this command: the OS account and the machine, as recorded for operator actions."""
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):  # no passwd entry and no USER variable (some containers)
+        user = "unknown"
+    return {"type": "operator", "id": user, "name": user, "host": socket.gethostname()}

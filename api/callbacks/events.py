@@ -21,8 +21,10 @@ from api.outbox.service import enqueue
 
 JOB_KIND = "callback.deliver"
 
-# The events an agent is told about: each final decision, and the end of the execution.
-CALLBACK_EVENTS = frozenset({"approved", "rejected", "expired", "cancelled", "executed", "execution_failed"})
+# The events an agent is told about: each final decision, the end of the execution, and each later
+# outcome Stripe reports for it (one per Stripe event that changed something).
+CALLBACK_EVENTS = frozenset({"approved", "rejected", "expired", "cancelled", "executed", "execution_failed",
+                             "execution_updated"})
 
 
 def event_type(event: str) -> str:

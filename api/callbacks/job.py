@@ -16,6 +16,7 @@ from api.callbacks.models import CallbackAttempt, CallbackDelivery
 from api.callbacks.signing import COMPAT_SIGNATURE_HEADER, compat_signature, sign
 from api.callbacks.ssrf import Resolver, UnsafeCallbackUrl, check_callback_url
 from api.connections.models import Connection
+from api.connections.revocation import queued_before_revocation
 from api.outbox.registry import JobContext, Park, Retry
 
 log = logging.getLogger(__name__)
@@ -37,6 +38,10 @@ async def deliver_callback(ctx: JobContext, payload: dict[str, Any]) -> None:
         return
     if delivery.status == "failed":
         raise Park(f"callback delivery {delivery_id} already failed: {delivery.last_error}")
+    if queued_before_revocation(connection, delivery.created_at):
+        # Settled, not a fault: the job ends quietly and the delivery says why it was not sent.
+        await _not_sent(ctx, delivery_id, "not sent: the Connection was revoked before it was delivered")
+        return
 
     try:
         # Again at every attempt: DNS may have changed since intake (rebinding), and so may the settings.
@@ -54,9 +59,12 @@ async def deliver_callback(ctx: JobContext, payload: dict[str, Any]) -> None:
     body = delivery.body.encode("utf-8")
     # The receiver compares the timestamp with its own clock (Standard Webhooks allows ±5 minutes), so
     # it is always the wall clock, never the scheduling clock the service (and its tests) may move.
-    headers = sign(connection.webhook_secret, delivery.id, datetime.now(UTC), body)
-    if delivery.compat_signature:
-        headers[COMPAT_SIGNATURE_HEADER] = compat_signature(connection.webhook_secret, body)
+    # During a secret rotation's grace both secrets sign (the current one first); the grace is measured
+    # on the service's clock, like every other deadline it keeps.
+    current, *previous = connection.signing_secrets(ctx.clock())
+    headers = sign(current, delivery.id, datetime.now(UTC), body, previous=previous)
+    if delivery.compat_signature:  # Cheqpoint's SDKs check one signature: the current secret's
+        headers[COMPAT_SIGNATURE_HEADER] = compat_signature(current, body)
     result = await post_callback(ctx.http, target, body, headers)
     await _finish(ctx, delivery_id, result)
 
@@ -76,6 +84,15 @@ async def _finish(ctx: JobContext, delivery_id: str, result: AttemptResult) -> N
     if delay is None:
         raise Park(f"callback not delivered after {ctx.attempt} attempts: {result.error}")
     raise Retry(result.error or "callback not delivered", delay=delay)
+
+
+async def _not_sent(ctx: JobContext, delivery_id: str, reason: str) -> None:
+    async def write(session: AsyncSession) -> None:
+        delivery = await session.get(CallbackDelivery, delivery_id, with_for_update=True)
+        assert delivery is not None
+        delivery.status, delivery.last_error = "failed", reason
+
+    await ctx.db.write(write)
 
 
 async def _record(ctx: JobContext, delivery_id: str, result: AttemptResult, *, final: bool) -> None:

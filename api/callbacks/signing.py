@@ -9,6 +9,7 @@ import base64
 import hashlib
 import hmac
 import secrets
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from standardwebhooks import Webhook
@@ -35,19 +36,25 @@ def new_message_id() -> str:
     return MESSAGE_ID_PREFIX + secrets.token_hex(16)
 
 
-def sign(secret: str, msg_id: str, timestamp: datetime, body: bytes) -> dict[str, str]:
+def sign(secret: str, msg_id: str, timestamp: datetime, body: bytes, *,
+         previous: Sequence[str] = ()) -> dict[str, str]:
     """The three Standard Webhooks headers for `body` sent as message `msg_id` at `timestamp`.
+
+    With `previous` secrets (a rotation's grace period), `webhook-signature` carries one `v1,…` entry
+    per secret, separated by spaces, current first: Standard Webhooks receivers accept the message when
+    any entry verifies, so an agent still holding the old secret keeps verifying until it switches.
 
     A naive `timestamp` is taken as UTC (the service's clock is UTC). Aware ones are converted first,
     because the library replaces the zone instead of converting it.
     """
     utc = timestamp.replace(tzinfo=UTC) if timestamp.tzinfo is None else timestamp.astimezone(UTC)
     # The library signs text; callback bodies are JSON, hence UTF-8, so this round-trips byte for byte.
-    signature = Webhook(secret).sign(msg_id=msg_id, timestamp=utc, data=body.decode("utf-8"))
+    text = body.decode("utf-8")
+    signatures = [Webhook(key).sign(msg_id=msg_id, timestamp=utc, data=text) for key in (secret, *previous)]
     return {
         "webhook-id": msg_id,
         "webhook-timestamp": str(int(utc.timestamp())),
-        "webhook-signature": signature,
+        "webhook-signature": " ".join(signatures),
     }
 
 

@@ -1,8 +1,8 @@
 """The request dependency that turns `Authorization: Bearer cq_…` into a Connection.
 
 Every request authenticates, so successful look-ups are kept for a second, and concurrent requests
-with the same key share one look-up: a key revoked by another process (the CLI) stops working
-within `CACHE_SECONDS`.
+with the same key share one look-up: a key revoked or rotated by another process (the CLI) stops
+working within `CACHE_SECONDS`. A previous key after a rotation works until its grace ends, exactly.
 """
 
 import asyncio
@@ -68,12 +68,15 @@ async def connection_for_key(request: Request, key: str | None) -> Connection:
         raise Unauthorized("a Connection Key is required")
     container = request.app.state.container
     cache: KeyCache = container.key_cache
+    key_hash = hash_key(key)
+
     async def load() -> Connection | None:
         async with container.db.read() as session:
-            return await service.authenticate(session, key)
+            return await service.authenticate(session, key, container.clock())
 
-    connection = await cache.lookup(hash_key(key), load)
-    if connection is None:
+    connection = await cache.lookup(key_hash, load)
+    # Checked on every use, not only at load: a previous key's grace ends on time even while cached.
+    if connection is None or not connection.accepts_key_hash(key_hash, container.clock()):
         raise Unauthorized("this Connection Key is not valid or has been revoked")
     return connection
 

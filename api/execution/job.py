@@ -25,6 +25,7 @@ from typing import Any
 from sqlalchemy import select
 
 from api.actions import ActionSpec, ExecutionOutcome, get_action
+from api.connections.models import Connection
 from api.errors import NotFound, ValidationFailed
 from api.execution.gateway import StripeFinal, StripeRetryable
 from api.facts.models import Contradicted
@@ -68,6 +69,9 @@ async def execute_approval(ctx: JobContext, payload: dict[str, Any]) -> None:
         raise Park(f"no approval {approval_id}") from None
     if approval.status != "approved" or approval.execution_status in FINISHED:
         return  # already finished by an earlier attempt, or nothing to run
+    if approval.execution_status != "running" and await _connection_revoked(ctx, approval.connection_id):
+        await _fail(ctx, approval_id, REVOKED_ERROR)
+        return
     try:
         await _execute(ctx, approval)
     except (Retry, Park):
@@ -82,6 +86,19 @@ async def execute_approval(ctx: JobContext, payload: dict[str, Any]) -> None:
                 "message": _gave_up("an internal error interrupted the execution", idempotency_key(approval_id),
                                     ctx.attempt)})
         raise
+
+
+# An approval of a revoked Connection is not sent to Stripe unless an earlier attempt already began
+# (then only the idempotent repeat can tell what happened, so it goes on).
+REVOKED_ERROR = {"type": "invalid_request_error", "code": "connection_revoked",
+                 "message": ("the Connection that made this request was revoked before it ran; "
+                             "nothing was sent to Stripe")}
+
+
+async def _connection_revoked(ctx: JobContext, connection_id: str) -> bool:
+    async with ctx.db.read() as session:
+        connection = await session.get(Connection, connection_id)
+    return connection is None or connection.revoked_at is not None
 
 
 async def _fail(ctx: JobContext, approval_id: str, error: dict[str, Any]) -> None:

@@ -2,6 +2,10 @@
 
 Blocks are built with `slack_sdk.models` so Slack's own limits are checked when they are
 serialised; text is cut to those limits here, before it could make a whole message fail.
+
+Agent prose reaches reviewers as `plain_text` (the summary) or inside a labelled quote (the
+justification, decision notes); every other outside value goes through `layout.literal`. Our mrkdwn
+is `verbatim`, so Slack does not turn bare URLs or `#names` in it into links either.
 """
 
 import json
@@ -43,12 +47,22 @@ def title(approval: Approval, details: Mapping[str, Any] | None = None) -> str:
     return layout.headline(approval.get("action", ""), details or approval.get("details") or {})
 
 
+def mrkdwn(text: str, limit: int = SECTION_LIMIT) -> MarkdownTextObject:
+    """Our own mrkdwn (outside text in it already made literal), with Slack's auto-linking off."""
+    return MarkdownTextObject(text=layout.truncate(text, limit), verbatim=True)
+
+
 def mrkdwn_section(text: str, *, block_id: str | None = None) -> SectionBlock:
-    return SectionBlock(text=MarkdownTextObject(text=layout.truncate(text, SECTION_LIMIT)), block_id=block_id)
+    return SectionBlock(text=mrkdwn(text), block_id=block_id)
+
+
+def plain_section(text: str) -> SectionBlock:
+    """Outside prose as Slack shows plain text: no formatting, mentions or links are parsed."""
+    return SectionBlock(text=PlainTextObject(text=layout.plain_text(text, PROSE_LIMIT), emoji=False))
 
 
 def context(*texts: str) -> ContextBlock:
-    return ContextBlock(elements=[MarkdownTextObject(text=layout.truncate(t, SECTION_LIMIT)) for t in texts])
+    return ContextBlock(elements=[mrkdwn(t) for t in texts])
 
 
 def sections_from_lines(lines: Sequence[str], *, max_sections: int = 3) -> list[SectionBlock]:
@@ -67,8 +81,8 @@ def sections_from_lines(lines: Sequence[str], *, max_sections: int = 3) -> list[
 
 
 def quoted(text: str) -> str:
-    body = layout.escape(layout.truncate(text.strip(), PROSE_LIMIT))
-    return "\n".join(f"> {row}" for row in body.splitlines() or [""])
+    """Outside prose as a quote, line by line; the caller puts a label above it."""
+    return layout.quote_lines(text, PROSE_LIMIT)
 
 
 def facts(
@@ -77,32 +91,33 @@ def facts(
     """Header, who asks, the summary, the details, the justification and the agent's risk notes."""
     shown = details if details is not None else approval.get("details") or {}
     blocks: list[Block] = [
-        HeaderBlock(text=PlainTextObject(text=layout.truncate(title(approval, shown), HEADER_LIMIT))),
+        HeaderBlock(text=PlainTextObject(text=layout.plain_text(title(approval, shown), HEADER_LIMIT))),
     ]
     if test_mode:
         blocks.append(context(_TEST_MODE_NOTE))
     blocks.append(context(requester_line(approval, connection_name)))
-    if approval.get("summary"):
-        blocks.append(mrkdwn_section(layout.escape(layout.truncate(approval["summary"], PROSE_LIMIT))))
+    if layout.one_line(approval.get("summary") or ""):  # Slack refuses an empty text object
+        blocks.append(context("*Summary, as the agent wrote it:*"))
+        blocks.append(plain_section(approval["summary"]))
     lines = layout.detail_lines(approval.get("action", ""), shown, test_mode=test_mode)
     blocks.extend(sections_from_lines(lines))
     if approval.get("justification"):
-        blocks.append(mrkdwn_section("*Justification*\n" + quoted(approval["justification"])))
+        blocks.append(mrkdwn_section("*Justification, as the agent wrote it:*\n" + quoted(approval["justification"])))
     assessment = assessment_fields(approval)
     if assessment:
-        blocks.append(SectionBlock(fields=[MarkdownTextObject(text=text) for text in assessment]))
+        blocks.append(SectionBlock(fields=[mrkdwn(text, 2000) for text in assessment]))
     return blocks
 
 
 def requester_line(approval: Approval, connection_name: str) -> str:
-    parts = [f"Requested through *{layout.escape(connection_name)}*"]
+    parts = [f"Requested through *{layout.literal(connection_name, 100)}*"]
     if approval.get("agentName"):
-        parts.append(f"by agent *{layout.escape(approval['agentName'])}*")
+        parts.append(f"by agent *{layout.literal(approval['agentName'], 100)}*")
     line = " ".join(parts)
     created = layout.slack_date(approval.get("createdAt"))
     if created:
         line += f" · {created}"
-    return f"{line} · `{layout.escape(approval.get('approvalId', ''))}`"
+    return f"{line} · `{layout.literal(approval.get('approvalId', ''), 100)}`"
 
 
 def assessment_fields(approval: Approval) -> list[str]:
@@ -111,24 +126,21 @@ def assessment_fields(approval: Approval) -> list[str]:
     risk = approval.get("riskLevel")
     if risk:
         mark = _RISK_MARKS.get(risk)
-        fields.append(f"*Risk*\n{mark + ' ' if mark else ''}{layout.escape(risk)}")
+        fields.append(f"*Risk*\n{mark + ' ' if mark else ''}{layout.literal(risk, 20)}")
     if approval.get("riskScore") is not None:
-        fields.append(f"*Risk score*\n{approval['riskScore']}")
+        fields.append(f"*Risk score*\n{layout.literal(approval['riskScore'], 20)}")
     priority = approval.get("priority")
     if priority:
         mark = "⚡ " if priority == "urgent" else ""
-        fields.append(f"*Priority*\n{mark}{layout.escape(priority)}")
+        fields.append(f"*Priority*\n{mark}{layout.literal(priority, 20)}")
     metadata = approval.get("metadata") or {}
     if metadata:
         pairs = ", ".join(f"{key}: {value}" for key, value in metadata.items())
-        fields.append(f"*Metadata*\n{layout.escape(_clip(pairs))}")
+        fields.append(f"*Metadata*\n{layout.literal(pairs)}")
     if approval.get("trace"):
-        fields.append(f"*Trace*\n`{layout.escape(_clip(json.dumps(approval['trace'], separators=(',', ':'))))}`")
+        trace = json.dumps(approval["trace"], separators=(",", ":"), ensure_ascii=False)
+        fields.append(f"*Trace*\n`{layout.literal(trace)}`")
     return fields
-
-
-def _clip(text: str, limit: int = 300) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def votes_line(approval: Approval) -> str | None:
@@ -146,7 +158,7 @@ def review_reason(approval: Approval) -> str:
     """Why it is in front of people and until when."""
     parts = []
     if approval.get("rule"):
-        parts.append(f"*Why review:* rule “{layout.escape(approval['rule'])}”")
+        parts.append(f"*Why review:* rule “{layout.literal(approval['rule'], 200)}”")
     else:
         parts.append("*Why review:* every request of this kind is reviewed")
     votes = votes_line(approval)
@@ -185,7 +197,7 @@ def _approve_confirm(approval: Approval, confirm_over_minor: int | None) -> Conf
     amount = details.get("amount_cents")
     if confirm_over_minor is None or not isinstance(amount, int) or amount <= confirm_over_minor:
         return None
-    what = layout.truncate(title(approval), 200)
+    what = layout.literal(title(approval), 200)  # the dialog's text is mrkdwn
     return ConfirmObject(
         title="Approve a large amount?",
         text=f"{what}. Check the amount before you approve.",
@@ -204,7 +216,7 @@ def notification_text(
     """The message's plain `text`: what notifications and screen readers show."""
     mark = "[TEST MODE] " if test_mode else ""
     summary = approval.get("summary") or ""
-    text = f"{mark}{prefix}: {title(approval, details)}"
+    text = f"{mark}{prefix}: {layout.literal(title(approval, details), 200)}"
     if summary:
-        text += f" — {layout.escape(summary)}"
+        text += f" — {layout.literal(summary, 400)}"
     return layout.truncate(text, 500)

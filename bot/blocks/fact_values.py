@@ -1,16 +1,15 @@
 """Stripe's values in words for mrkdwn: money, dates, ids and outside text made safe to show.
 
 Strings in Stripe's objects are typed by people outside (a customer's name at checkout, a bank's
-name): they are kept on one line, cleaned of control and bidi characters, and escaped.
+name): they go through `bot.inert.literal`, like every other outside text in our mrkdwn.
 """
 
 import re
-import unicodedata
 from collections.abc import Mapping
 from typing import Any
 
 from api.money import format_money
-from bot import layout
+from bot import inert, layout
 
 TEXT_LIMIT = 120
 _CURRENCY = re.compile(r"^[a-z]{3}$")
@@ -21,9 +20,8 @@ Facts = Mapping[str, Any]
 
 
 def clean(value: Any, limit: int = TEXT_LIMIT) -> str:
-    """Outside text on one line: control, format (bidi) and separator characters become spaces."""
-    text = "".join(" " if unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp") else ch for ch in str(value))
-    return layout.escape(layout.truncate(" ".join(text.split()), limit))
+    """Outside text on one line, shown as written: no control or bidi characters, no markup."""
+    return inert.literal(value, limit)
 
 
 def word(value: Any) -> str:

@@ -12,6 +12,7 @@ VIEW_BLOCK_LIMIT = 100
 # Decisions are history; waiting requests get the space.
 RECENT_SHOWN = 15
 _BLOCKS_PER_PENDING = 3  # section, buttons, divider
+APPROVERS_ONLY_NOTE = "Latest decisions are shown to approvers only."
 _OUTCOME_MARKS = {"approved": "✅", "rejected": "⛔", "expired": "⌛", "cancelled": "🚫"}
 
 
@@ -21,16 +22,19 @@ def app_home(
     *,
     test_mode: bool,
     confirm_over_minor: int | None = None,
+    shows_decisions: bool = True,
 ) -> dict:
     """The home view. Each item is an approval dict (CONTRACT §3) that may also carry `version`
     (for the buttons' stale-click check; 0 when absent) and `connectionName`.
 
+    `shows_decisions`: False for someone who approves nothing; they see a short note instead of
+    the latest decisions (amounts, customers and who decided are not for every workspace member).
     Lists longer than Slack's 100-block limit allows end with "… and N more".
     """
     top: list[Block] = [HeaderBlock(text="Cheqpoint approvals")]
     if test_mode:
         top.append(context("🧪 *TEST MODE* — Stripe test data; no real money moves."))
-    history = _recent_blocks(recent)
+    history = _recent_blocks(recent) if shows_decisions else [context(APPROVERS_ONLY_NOTE)]
     room = VIEW_BLOCK_LIMIT - len(top) - 1 - len(history)  # 1: the "waiting" heading
     waiting = _pending_blocks(pending, room, confirm_over_minor)
     heading = f"*Waiting for review ({len(pending)})*" if pending else "*Nothing is waiting for review.*"
@@ -52,10 +56,10 @@ def _pending_blocks(pending: Sequence[Approval], room: int, confirm_over_minor: 
 
 
 def _pending_text(approval: Approval) -> str:
-    text = f"*{layout.escape(title(approval))}*"
+    text = f"*{layout.literal(title(approval), 200)}*"
     if approval.get("summary"):
-        text += "\n" + layout.escape(layout.truncate(approval["summary"], 300))
-    about = [layout.escape(approval[key]) for key in ("connectionName", "agentName") if approval.get(key)]
+        text += "\nThe agent's summary: " + layout.literal(approval["summary"], 300)
+    about = [layout.literal(approval[key], 100) for key in ("connectionName", "agentName") if approval.get(key)]
     expires = layout.slack_date(approval.get("expiresAt"))
     if expires:
         about.append(f"expires {expires}")
@@ -78,7 +82,7 @@ def _recent_line(approval: Approval) -> str:
     status = approval.get("status", "")
     details = approval.get("modifiedDetails") or approval.get("details") or {}
     mark = _OUTCOME_MARKS.get(status, "•")
-    text = f"{mark} *{layout.escape(title(approval, details))}* · {layout.escape(status)}"
+    text = f"{mark} *{layout.literal(title(approval, details), 200)}* · {layout.literal(status, 20)}"
     if status in ("approved", "rejected"):
         text += f" by {layout.actor(approval.get('decidedBy'))}"
     when = layout.slack_date(approval.get("decidedAt"))

@@ -22,6 +22,8 @@ from bot.blocks.common import (
 from bot.blocks.facts import stripe_facts_blocks
 from bot.ids import BlockId
 
+# Object statuses Stripe reaches after the call succeeded, shown on the message once its webhook says so.
+_LATER_STATUSES = frozenset({"paid", "won", "lost", "warning_closed"})
 _OUTCOME_MARKS = {"approved": "✅", "rejected": "⛔", "expired": "⌛", "cancelled": "🚫"}
 
 
@@ -41,8 +43,15 @@ def review_message(
     `can_edit`: False for actions with nothing a reviewer may change (no Edit button).
     `stripe_configured`: a catalogue write without Stripe's facts then says it is not verified.
     """
-    blocks: list[Block] = facts(approval, connection_name=connection_name, test_mode=test_mode)
+    # A revised request shows the revision being voted on, and says who changed what.
+    blocks: list[Block] = facts(approval, connection_name=connection_name, test_mode=test_mode,
+                                details=effective_details(approval))
     blocks.extend(stripe_facts_blocks(approval, stripe_configured=stripe_configured, test_mode=test_mode))
+    if approval.get("revisedBy"):
+        lines = layout.change_lines(approval.get("changes") or {}, approval.get("details") or {})
+        blocks.append(mrkdwn_section(f"✏️ *Changed by {layout.actor(approval['revisedBy'])}* — votes were reset: "
+                                     "earlier approvals no longer count, approvers please review again\n"
+                                     + "\n".join(lines)))
     blocks.append(mrkdwn_section(review_reason(approval)))
     blocks.append(review_buttons(approval, version=version, confirm_over_minor=confirm_over_minor, can_edit=can_edit))
     return notification_text("Approval needed", approval, test_mode=test_mode), to_dicts(blocks)
@@ -66,7 +75,7 @@ def decided_message(
     if execution:
         blocks.append(mrkdwn_section(execution))
     if approval.get("rule"):
-        blocks.append(context(f"Policy rule: “{layout.escape(approval['rule'])}”"))
+        blocks.append(context(f"Policy rule: “{layout.literal(approval['rule'], 200)}”"))
     status = str(approval.get("status", "decided")).capitalize()
     return notification_text(status, approval, test_mode=test_mode, details=shown), to_dicts(blocks)
 
@@ -81,7 +90,7 @@ def outcome_text(approval: Approval) -> str:
     elif status == "cancelled":
         head = f"{mark} *Cancelled* by {_canceller(approval.get('decidedBy'))}"
     else:
-        verdict = layout.escape(status.capitalize() or "Decided")
+        verdict = layout.literal(status.capitalize() or "Decided", 40)
         head = f"{mark} *{verdict}* by {layout.actor(approval.get('decidedBy'))}"
     if when:
         head += f" · {when}"
@@ -91,7 +100,7 @@ def outcome_text(approval: Approval) -> str:
         parts.append(votes)
     note = approval.get("decisionNote")
     if note:
-        parts.append(quoted(note))
+        parts.append("*Note:*\n" + quoted(note))
     return "\n".join(parts)
 
 
@@ -115,7 +124,10 @@ def execution_text(approval: Approval, *, test_mode: bool) -> str | None:
     if status == "succeeded":
         object_id = execution.get("stripeObjectId")
         done = layout.stripe_link(object_id, test_mode=test_mode) if object_id else "done"
-        return f"✅ *Stripe:* succeeded — {done}"
+        # A later status Stripe reported (a payout paid, a dispute won) is shown beside the object.
+        later = (execution.get("result") or {}).get("status")
+        shown = f" · now *{layout.escape(layout.humanize(later))}*" if later in _LATER_STATUSES else ""
+        return f"✅ *Stripe:* succeeded — {done}{shown}"
     if status == "failed":
         return f"❌ *Stripe:* failed — {error_text(execution.get('error') or {})}"
     return "ℹ️ Cheqpoint does not run this one: the agent acts on the decision."
@@ -123,6 +135,6 @@ def execution_text(approval: Approval, *, test_mode: bool) -> str | None:
 
 def error_text(error: Mapping[str, Any]) -> str:
     """`card_error` · `charge_already_refunded`: the message."""
-    kinds = [f"`{layout.escape(error[key])}`" for key in ("type", "code") if error.get(key)]
-    message = layout.escape(layout.truncate(str(error.get("message") or "no message"), 500))
+    kinds = [f"`{layout.literal(error[key], 100)}`" for key in ("type", "code") if error.get(key)]
+    message = layout.literal(error.get("message") or "no message", 500)
     return f"{' · '.join(kinds)}: {message}" if kinds else message

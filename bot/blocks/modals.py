@@ -4,6 +4,7 @@ Readers return errors keyed by block_id, ready for `ack(response_action="errors"
 so the view handler only wires them through.
 """
 
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
@@ -76,9 +77,9 @@ def edit_modal(
 def _modal(
     callback_id: str, heading: str, submit: str, approval: Approval, version: int, inputs: Sequence[Block]
 ) -> dict:
-    about = f"*{layout.escape(title(approval, effective_details(approval)))}*"
+    about = f"*{layout.literal(title(approval, effective_details(approval)), 200)}*"
     if approval.get("summary"):
-        about += "\n" + layout.escape(layout.truncate(approval["summary"], 500))
+        about += "\nThe agent's summary: " + layout.literal(approval["summary"], 500)
     view = View(
         type="modal",
         callback_id=callback_id,
@@ -192,8 +193,10 @@ def _read_field(field: EditableFieldLike, state: Mapping[str, Any], currency: st
 
 
 def _parse_quantity(text: str) -> int:
-    if not text.isdigit():
-        raise ValueError(f"“{text}” is not a whole number.")
+    # ASCII digits only: `str.isdigit` also takes `５` and `²`, and `int("²")` raises.
+    if not re.fullmatch(r"[0-9]{1,9}", text, re.ASCII):
+        shown = text if len(text) <= 20 else text[:19] + "…"
+        raise ValueError(f"“{shown}” is not a whole number.")
     return int(text)
 
 

@@ -1,8 +1,9 @@
 """Button clicks on a review message or in App Home. Each listener acks first, then decides.
 
-Clicks carry a ButtonRef (approval id + the version the message showed). A version older than
-the approval's is fine while it is pending (a vote changes the version); once it is not pending,
-the decision service reports the request as already final and the message is refreshed.
+Clicks carry a ButtonRef (approval id + the revision the message showed). Votes do not change the
+revision, edits do: a click on an older revision changes nothing, the person is told what the
+request is now, and the message is refreshed. Who may click is the core's `may_decide`, which the
+decision service asks again itself.
 """
 
 import logging
@@ -10,6 +11,7 @@ from typing import Any
 
 from slack_sdk.web.async_client import AsyncWebClient
 
+from api.approvals.authority import NotAnApprover
 from api.approvals.decisions import DecisionResult
 from api.approvals.models import Approval
 from api.approvals.schemas import approval_out
@@ -21,32 +23,46 @@ from bot.handlers.common import (
     Deps,
     actor_of,
     already_text,
+    audit_refusal,
     authorised,
     button_ref,
     from_home,
     refresh,
+    refusal_text,
+    refuse_stale,
+    stale_text,
     tell,
     votes_text,
 )
-from bot.ids import ActionId
+from bot.ids import ActionId, ButtonRef
 
 log = logging.getLogger(__name__)
 
 
 async def _pending_for(deps: Deps, client: AsyncWebClient, body: dict[str, Any],
-                       verdict: str) -> render.Snapshot | None:
+                       verdict: str) -> tuple[render.Snapshot, ButtonRef] | None:
     """The clicked request when this person may act on it now; otherwise they have been told why."""
-    snapshot = await render.load(deps.db, button_ref(body).approval_id)
+    try:
+        ref = button_ref(body)
+    except ValueError:
+        await tell(client, body, "This button is not one Cheqpoint made; nothing was recorded.")
+        return None
+    snapshot = await render.load(deps.db, ref.approval_id)
     if snapshot is None:
         await tell(client, body, "This request no longer exists in Cheqpoint.")
         return None
     if not await authorised(deps, client, body, snapshot, verdict):
         return None
     if not snapshot.pending:
+        await audit_refusal(deps, snapshot, actor_of(body), {"reason": f"already {snapshot.row.status}",
+                                                             "verdict": verdict})
         await tell(client, body, already_text(snapshot.data))
         await refresh(deps, snapshot.id)
         return None
-    return snapshot
+    if ref.version != snapshot.revision:
+        await refuse_stale(deps, client, body, snapshot, ref.version, verdict)
+        return None
+    return snapshot, ref
 
 
 async def answer(deps: Deps, client: AsyncWebClient, body: dict[str, Any], result: DecisionResult) -> None:
@@ -58,6 +74,10 @@ async def answer(deps: Deps, client: AsyncWebClient, body: dict[str, Any], resul
         await tell(client, body, f"You have already approved this request ({votes_text(data)}).")
     elif result.outcome == "already_final":
         await tell(client, body, already_text(data))
+        await refresh(deps, result.approval.id)
+    elif result.outcome == "stale":
+        snapshot = await render.load(deps.db, result.approval.id)
+        await tell(client, body, stale_text(snapshot.data if snapshot else data))
         await refresh(deps, result.approval.id)
     if from_home(body):
         await home.publish(deps, client, actor_of(body).id)
@@ -83,28 +103,37 @@ def register(app: Any, deps: Deps) -> None:
     @app.action(ActionId.APPROVE)
     async def approve(ack: Any, body: dict[str, Any], client: AsyncWebClient) -> None:
         await ack()
-        snapshot = await _pending_for(deps, client, body, "approve")
-        if snapshot is not None:
-            result = await deps.container.decisions.decide(snapshot.id, actor_of(body), "approve")
-            await answer(deps, client, body, result)
+        found = await _pending_for(deps, client, body, "approve")
+        if found is None:
+            return
+        snapshot, ref = found
+        try:
+            result = await deps.container.decisions.decide(snapshot.id, actor_of(body), "approve",
+                                                           revision=ref.version)
+        except NotAnApprover:  # removed from the approvers between the two checks
+            await tell(client, body, refusal_text(deps, snapshot))
+            return
+        await answer(deps, client, body, result)
 
     @app.action(ActionId.REJECT)
     async def reject(ack: Any, body: dict[str, Any], client: AsyncWebClient) -> None:
         await ack()
-        snapshot = await _pending_for(deps, client, body, "reject")
-        if snapshot is not None:
-            await client.views_open(trigger_id=body["trigger_id"], view=reject_modal(snapshot.data, snapshot.version))
+        found = await _pending_for(deps, client, body, "reject")
+        if found is not None:
+            snapshot, _ = found
+            await client.views_open(trigger_id=body["trigger_id"], view=reject_modal(snapshot.data, snapshot.revision))
 
     @app.action(ActionId.EDIT)
     async def edit(ack: Any, body: dict[str, Any], client: AsyncWebClient) -> None:
         await ack()
-        snapshot = await _pending_for(deps, client, body, "approve")
-        if snapshot is None:
+        found = await _pending_for(deps, client, body, "approve")
+        if found is None:
             return
+        snapshot, _ = found
         fields = render.editable_fields(snapshot.row)
         if not fields:
             await tell(client, body, "Nothing in this request can be changed; approve or reject it as it is.")
             return
         currency = await edit_currency(deps, snapshot.row)
-        view = edit_modal(snapshot.data, snapshot.version, fields, currency=currency)
+        view = edit_modal(snapshot.data, snapshot.revision, fields, currency=currency)
         await client.views_open(trigger_id=body["trigger_id"], view=view)

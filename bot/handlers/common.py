@@ -1,7 +1,7 @@
 """What every listener shares: who clicked, what they may do, and how to answer them privately."""
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -15,16 +15,20 @@ from bot.ids import ButtonRef
 from bot.notifier import UPDATE
 from bot.render import Snapshot
 
+if TYPE_CHECKING:
+    from api.db import Database
+    from api.main import Container
+
 
 @dataclass
 class Deps:
     """The services listeners call; `container` is the composition root's Container."""
 
-    container: Any
+    container: "Container"
     directory: ApproverDirectory
 
     @property
-    def db(self) -> Any:
+    def db(self) -> "Database":
         return self.container.db
 
 
@@ -54,25 +58,51 @@ async def tell(client: AsyncWebClient, body: dict[str, Any], text: str) -> None:
 
 async def authorised(deps: Deps, client: AsyncWebClient | None, body: dict[str, Any], snapshot: Snapshot,
                      verdict: str) -> bool:
-    """True for an approver. Anyone else is refused: nothing is recorded, the audit trail keeps the
-    attempt (who tried to move money matters as much as who did), and with a `client` they are told."""
+    """True for someone who may decide this request now (the core's `may_decide`, as every surface
+    asks it). Anyone else is refused: nothing is recorded, the audit trail keeps the attempt (who
+    tried to move money matters as much as who did), and with a `client` they are told."""
     actor = actor_of(body)
-    if await deps.directory.may_decide(actor.id, snapshot.row.approvers):
+    authorisation = await deps.container.authority.may_decide(actor.id, snapshot.row)
+    if authorisation.allowed:
         return True
-
-    async def record(session: AsyncSession) -> None:
-        audit.record(session, "decision.refused", approval_id=snapshot.id, connection_id=snapshot.row.connection_id,
-                     actor=actor.as_dict(), detail={"reason": "not an approver", "verdict": verdict})
-
-    await deps.db.write(record)
+    await audit_refusal(deps, snapshot, actor, {"reason": "not an approver", "why": authorisation.reason,
+                                                "verdict": verdict})
     if client is not None:
         await tell(client, body, refusal_text(deps, snapshot))
     return False
 
 
+async def audit_refusal(deps: Deps, snapshot: Snapshot, actor: Actor, detail: dict[str, Any], *,
+                        event: str = "decision.refused") -> None:
+    """An attempt that changed nothing, kept in the audit trail with who made it."""
+    async def record(session: AsyncSession) -> None:
+        audit.record(session, event, approval_id=snapshot.id, connection_id=snapshot.row.connection_id,
+                     actor=actor.as_dict(), detail=detail)
+
+    await deps.db.write(record)
+
+
 def refusal_text(deps: Deps, snapshot: Snapshot) -> str:
-    who = " ".join(layout.mention(a) for a in deps.directory.approvers_for(snapshot.row.approvers))
-    return f"⛔ Only approvers can decide this request ({who}). Nothing was recorded."
+    who = " ".join(layout.mention(a) for a in deps.container.authority.approvers_for(snapshot.row))
+    return f"⛔ Only approvers can decide this request ({who or 'none are configured'}). Nothing was recorded."
+
+
+def stale_text(data: dict[str, Any]) -> str:
+    """A click or form on an older revision: say so, and what the request is now."""
+    lines = layout.change_lines(data.get("changes") or {}, data.get("details") or {})
+    now = ("\n" + "\n".join(lines)) if lines else ""
+    by = f" by {layout.actor(data['revisedBy'])}" if data.get("revisedBy") else ""
+    return (f"🔄 This request changed{by} since you saw it, so nothing was recorded. Here is the current one "
+            f"(revision {data.get('revision')}), and the message now shows it:{now}")
+
+
+async def refuse_stale(deps: Deps, client: AsyncWebClient, body: dict[str, Any], snapshot: Snapshot,
+                       seen: int, verdict: str) -> None:
+    """The click named an older revision: audit it, tell the person, bring the message up to date."""
+    await audit_refusal(deps, snapshot, actor_of(body), {"reason": "stale revision", "seen": seen,
+                                                         "current": snapshot.revision, "verdict": verdict})
+    await tell(client, body, stale_text(snapshot.data))
+    await refresh(deps, snapshot.id)
 
 
 def already_text(data: dict[str, Any]) -> str:

@@ -1,0 +1,1 @@
+"""Reconciliation from Stripe's webhooks: later outcomes of executions we carried out."""
