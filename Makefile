@@ -5,12 +5,14 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test lint bench clean
+.PHONY: run test lint bench cluster lock clean
 
-$(BIN)/cheqpoint: pyproject.toml
+# Exact versions, hash-checked, from requirements.lock (as the image installs them); then the project.
+$(BIN)/cheqpoint: pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e .
+	$(BIN)/pip install --quiet --require-hashes --no-deps -r requirements.lock
+	$(BIN)/pip install --quiet --no-deps -e .
 	touch $@
 
 $(VENV)/.test-deps: $(BIN)/cheqpoint
@@ -24,6 +26,18 @@ run: $(BIN)/cheqpoint
 test: $(VENV)/.test-deps
 	$(BIN)/ruff check .
 	$(BIN)/pytest -q
+
+# compose.yaml's topology without Docker: two API replicas behind $(PORT) and a worker.
+# Needs DATABASE_URL=postgresql+asyncpg://… (migrated on start).
+cluster: $(BIN)/cheqpoint
+	$(BIN)/cheqpoint cluster --host $(HOST) --port $(PORT)
+
+# Re-pin requirements.lock after changing dependencies in pyproject.toml.
+lock:
+	$(PYTHON) -m venv .lock-venv && .lock-venv/bin/pip install --quiet pip-tools
+	.lock-venv/bin/pip-compile --quiet --generate-hashes --strip-extras --extra postgres --no-emit-index-url \
+		--no-emit-find-links -o requirements.lock pyproject.toml
+	rm -rf .lock-venv
 
 lint: $(VENV)/.test-deps
 	$(BIN)/ruff check .

@@ -1,5 +1,6 @@
 """Operators' commands for callback deliveries: what was sent, what failed, and sending again."""
 
+import json
 from typing import Annotated, Any
 
 import typer
@@ -25,6 +26,7 @@ def callbacks_list(
     failed: Annotated[bool, typer.Option("--failed", help="Only deliveries that gave up.")] = False,
     approval: Annotated[str | None, typer.Option(help="Only this approval's deliveries.")] = None,
     limit: Annotated[int, typer.Option(min=1, max=500)] = 50,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON document on stdout.")] = False,
 ) -> None:
     """Deliveries, newest first: webhook-id, approval, event, status, attempts and the last error."""
     async def listing() -> list[Any]:
@@ -32,6 +34,9 @@ def callbacks_list(
             return await service.list_deliveries(c.db, failed_only=failed, approval_id=approval, limit=limit)
 
     rows = run(listing())
+    if as_json:
+        typer.echo(json.dumps({"data": [_delivery_json(d) for d in rows]}, indent=2))
+        return
     if not rows:
         typer.echo("no failed callback deliveries" if failed else "no callback deliveries")
         return
@@ -40,10 +45,28 @@ def callbacks_list(
         typer.echo(f"{d.id}  {d.approval_id}  {d.event_type:<26}  {d.status:<9}  {d.attempts:>2} attempts  {error}")
 
 
+def _iso(value: Any) -> str | None:
+    return value.isoformat() if value else None
+
+
+def _delivery_json(d: Any) -> dict[str, Any]:
+    return {"id": d.id, "approvalId": d.approval_id, "eventType": d.event_type, "url": d.url, "status": d.status,
+            "attempts": d.attempts, "lastError": d.last_error, "createdAt": _iso(d.created_at),
+            "deliveredAt": _iso(d.delivered_at)}
+
+
 @callbacks_app.command("show")
-def callbacks_show(delivery_id: str) -> None:
+def callbacks_show(
+    delivery_id: str,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON document on stdout.")] = False,
+) -> None:
     """One delivery and every attempt made."""
     delivery, attempts = run(_show(delivery_id))
+    if as_json:
+        typer.echo(json.dumps({**_delivery_json(delivery), "attemptLog": [
+            {"attempt": a.attempt, "at": _iso(a.at), "statusCode": a.status_code, "durationMs": a.duration_ms,
+             "error": a.error} for a in attempts]}, indent=2))
+        return
     typer.echo(f"{delivery.id}  {delivery.event_type}  {delivery.status}")
     typer.echo(f"  approval:  {delivery.approval_id}")
     typer.echo(f"  url:       {delivery.url}")

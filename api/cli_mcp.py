@@ -16,7 +16,10 @@ from api.cli import app, fail, load_settings
 @app.command("mcp")
 def mcp() -> None:
     """An MCP server on stdio (tools request_human_approval, get_approval_status) using a Connection Key."""
-    from cheqpoint_client.mcp_server import serve_stdio
+    try:
+        from cheqpoint_client.mcp_server import serve_stdio
+    except ImportError:
+        fail("the MCP server needs the `mcp` extra: pip install 'cheqpoint-server[mcp]'", 2)
 
     settings = load_settings()
     if settings.connection_key is None or not settings.connection_key.get_secret_value():

@@ -2,15 +2,26 @@
 
 from functools import cached_property
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
-from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
+from pydantic import AliasChoices, Field, SecretStr, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 # One hold of a synchronous request is capped so a proxy's idle timeout never cuts it; clients
 # keep holding with `GET /v1/approvals/{id}?waitMs=`.
 MAX_HOLD_MS = 60_000
 MAX_BODY_BYTES = 256 * 1024
+# JSON bodies nested deeper than this are refused with 400 before anything parses them further: no
+# request this API takes needs more, and deep nesting is how parsers and validators are made to fail.
+MAX_JSON_DEPTH = 32
+
+
+
+# Every setting that holds a secret, by the variable that sets it: set but empty is refused (an empty
+# signing secret would be an empty HMAC key), and none of them is ever printed.
+_SECRET_NAMES = {"database_dsn": "DATABASE_URL", "slack_bot_token": "SLACK_BOT_TOKEN",
+                 "slack_signing_secret": "SLACK_SIGNING_SECRET", "slack_app_token": "SLACK_APP_TOKEN",
+                 "stripe_secret_key": "STRIPE_SECRET_KEY", "connection_key": "CHEQPOINT_CONNECTION_KEY"}
 
 
 def _alias(name: str) -> AliasChoices:
@@ -20,8 +31,9 @@ def _alias(name: str) -> AliasChoices:
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_file=".env", extra="ignore", populate_by_name=True)
 
-    database_url: str = Field("sqlite+aiosqlite:///./cheqpoint.db",
-                              validation_alias=_alias("DATABASE_URL"))
+    # A secret: a PostgreSQL URL carries its password. Read it with `database_url`.
+    database_dsn: SecretStr = Field(SecretStr("sqlite+aiosqlite:///./cheqpoint.db"),
+                                    validation_alias=_alias("DATABASE_URL"))
 
     slack_bot_token: SecretStr | None = Field(None, validation_alias=_alias("SLACK_BOT_TOKEN"))
     slack_signing_secret: SecretStr | None = Field(None, validation_alias=_alias("SLACK_SIGNING_SECRET"))
@@ -44,6 +56,36 @@ class Settings(BaseSettings):
 
     # How often the worker looks for due jobs when nothing in this process woke it.
     worker_poll_seconds: float = Field(0.5, validation_alias=_alias("CHEQPOINT_WORKER_POLL_SECONDS"))
+
+    # Operations (docs/operations.md): logs, the HTTP server's limits, and how long a stop may take.
+    log_format: Literal["json", "console"] = Field("json", validation_alias=_alias("LOG_FORMAT"))
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", validation_alias=_alias("LOG_LEVEL"))
+    shutdown_grace_seconds: float = Field(10.0, ge=0, validation_alias=_alias("CHEQPOINT_SHUTDOWN_GRACE_SECONDS"))
+    max_concurrency: int = Field(2000, ge=1, validation_alias=_alias("CHEQPOINT_MAX_CONCURRENCY"))
+    keep_alive_seconds: float = Field(5.0, gt=0, validation_alias=_alias("CHEQPOINT_KEEP_ALIVE_SECONDS"))
+    header_timeout_seconds: float = Field(10.0, gt=0, validation_alias=_alias("CHEQPOINT_HEADER_TIMEOUT_SECONDS"))
+    body_timeout_seconds: float = Field(30.0, gt=0, validation_alias=_alias("CHEQPOINT_BODY_TIMEOUT_SECONDS"))
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper_level(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
+
+    # Per Connection (docs/security.md); 0 turns a limit off.
+    limit_requests_per_minute: int = Field(120, ge=0, validation_alias=_alias("CHEQPOINT_LIMIT_REQUESTS_PER_MINUTE"))
+    limit_lookups_per_minute: int = Field(60, ge=0, validation_alias=_alias("CHEQPOINT_LIMIT_LOOKUPS_PER_MINUTE"))
+    limit_pending: int = Field(500, ge=0, validation_alias=_alias("CHEQPOINT_LIMIT_PENDING"))
+    limit_holds: int = Field(50, ge=0, validation_alias=_alias("CHEQPOINT_LIMIT_HOLDS"))
+
+    @field_validator("database_dsn", "slack_bot_token", "slack_signing_secret", "slack_app_token",
+                     "stripe_secret_key", "connection_key", mode="before")
+    @classmethod
+    def _refuse_empty_secrets(cls, value: object, info: ValidationInfo) -> object:
+        plain = value.get_secret_value() if isinstance(value, SecretStr) else value
+        if isinstance(plain, str) and not plain.strip():
+            name = _SECRET_NAMES[info.field_name or ""]
+            raise ValueError(f"{name} is set but empty; set a value or remove the variable")
+        return value
 
     @field_validator("approvers", mode="before")
     @classmethod
@@ -70,10 +112,10 @@ class Settings(BaseSettings):
             raise ValueError("STRIPE_WEBHOOK_SECRET is set but empty; unset it or give the endpoint's whsec_… secret")
         return value
 
-    @field_validator("database_url")
+    @field_validator("database_dsn")
     @classmethod
-    def _check_database_url(cls, value: str) -> str:
-        if not value.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://", "postgresql+psycopg://")):
+    def _check_database_url(cls, value: SecretStr) -> SecretStr:
+        if not value.get_secret_value().startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://", "postgresql+psycopg://")):
             raise ValueError(
                 "DATABASE_URL must be an async SQLAlchemy URL: sqlite+aiosqlite:///…, "
                 "postgresql+asyncpg://… or postgresql+psycopg://…"
@@ -94,6 +136,11 @@ class Settings(BaseSettings):
         return self.slack_bot_token is not None and (
             self.slack_signing_secret is not None or self.slack_app_token is not None
         )
+
+    @property
+    def database_url(self) -> str:
+        """The URL itself, for the code that connects; never log or print it."""
+        return self.database_dsn.get_secret_value()
 
     @property
     def is_sqlite(self) -> bool:

@@ -17,6 +17,10 @@ class AppError(Exception):
         self.detail = detail
         self.errors = errors
 
+    def headers(self) -> dict[str, str]:
+        """HTTP headers the answer carries besides the body (Retry-After, …)."""
+        return {}
+
     def problem(self) -> dict[str, Any]:
         body: dict[str, Any] = {"type": self.type, "title": self.title, "status": self.status,
                                 "detail": self.detail}
@@ -71,3 +75,18 @@ class UpstreamUnavailable(AppError):
     status = 502
     title = "Upstream unavailable"
     type = "https://cheqpoint.dev/problems/upstream-unavailable"
+
+
+class TooManyRequests(AppError):
+    """A per-Connection limit (docs/security.md); `retry_after` seconds is when asking again may work."""
+
+    status = 429
+    title = "Too many requests"
+    type = "https://cheqpoint.dev/problems/rate-limited"
+
+    def __init__(self, detail: str, *, retry_after: int) -> None:
+        super().__init__(detail)
+        self.retry_after = retry_after
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after)}

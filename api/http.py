@@ -12,6 +12,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.config import MAX_BODY_BYTES
 from api.errors import AppError, PayloadTooLarge
+from api.strict_input import check_json_body, dumps
 
 log = logging.getLogger(__name__)
 PROBLEM = "application/problem+json"
@@ -34,7 +35,7 @@ def _field_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(AppError)
     async def app_error(_request: Request, exc: AppError) -> JSONResponse:
-        return JSONResponse(exc.problem(), status_code=exc.status, media_type=PROBLEM)
+        return JSONResponse(exc.problem(), status_code=exc.status, media_type=PROBLEM, headers=exc.headers())
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(_request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -55,8 +56,20 @@ def install_error_handlers(app: FastAPI) -> None:
         return problem_response(500, "Internal error", "something went wrong on our side; nothing was lost")
 
 
+class FiniteJSONResponse(JSONResponse):
+    """JSON that renders a non-finite number (stored before intake refused them) as null, not a 500."""
+
+    def render(self, content: Any) -> bytes:
+        return dumps(content).encode("utf-8")
+
+
+# Bodies under these prefixes are read whole (they are small: MAX_BODY_BYTES) and checked as strict JSON.
+JSON_API_PREFIXES = ("/v1/", "/api/")
+
+
 class BodyLimit:
-    """Refuse bodies over MAX_BODY_BYTES with 413, by Content-Length or while streaming."""
+    """The request-body guard: over MAX_BODY_BYTES is 413, by Content-Length or while streaming (chunked);
+    on the JSON APIs, non-finite numbers and deep nesting are refused before any route sees them."""
 
     def __init__(self, app: ASGIApp, limit: int = MAX_BODY_BYTES) -> None:
         self.app = app
@@ -68,35 +81,93 @@ class BodyLimit:
             return
         for name, value in scope["headers"]:
             if name == b"content-length" and value.isdigit() and int(value) > self.limit:
-                await self._refuse(scope, send)
+                await self._refuse(scope, send, 413, PayloadTooLarge(self._too_large()).problem())
                 return
+        if scope["method"] in ("POST", "PUT", "PATCH") and scope["path"].startswith(JSON_API_PREFIXES):
+            await self._checked(scope, receive, send)
+        else:
+            await self._streamed(scope, receive, send)
+
+    def _too_large(self) -> str:
+        return f"request bodies are limited to {self.limit // 1024} KB"
+
+    async def _checked(self, scope: Scope, receive: Receive, send: Send) -> None:
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                return  # the client went away before sending its body
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.limit:
+                await self._refuse(scope, send, 413, PayloadTooLarge(self._too_large()).problem())
+                return
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        raw = b"".join(chunks)
+        problem = check_json_body(raw)
+        if problem is not None:
+            body: dict[str, Any] = {"type": PROBLEM_TYPES[problem.status], "title": problem.title,
+                                    "status": problem.status, "detail": problem.detail}
+            if problem.loc is not None:
+                body["errors"] = [{"loc": problem.loc, "msg": problem.message, "type": problem.kind}]
+            await self._refuse(scope, send, problem.status, body)
+            return
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": raw, "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
+
+    async def _streamed(self, scope: Scope, receive: Receive, send: Send) -> None:
         received = 0
+        refused = False
+        started = False
 
         async def limited_receive() -> Message:
-            nonlocal received
+            nonlocal received, refused
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.limit:
-                    raise _TooLarge
+                if received > self.limit and not refused:
+                    refused = True
+                    if not started:
+                        await self._refuse(scope, send, 413, PayloadTooLarge(self._too_large()).problem())
+                    # The app stops reading as if the client had gone; whatever it answers is dropped.
+                    return {"type": "http.disconnect"}
             return message
 
-        try:
-            await self.app(scope, limited_receive, send)
-        except _TooLarge:
-            await self._refuse(scope, send)
+        async def guarded_send(message: Message) -> None:
+            nonlocal started
+            if refused:
+                return
+            started = True
+            await send(message)
 
-    async def _refuse(self, scope: Scope, send: Send) -> None:
-        error = PayloadTooLarge(f"request bodies are limited to {self.limit // 1024} KB")
+        try:
+            await self.app(scope, limited_receive, guarded_send)
+        except Exception:
+            if not refused:
+                raise
+            # The app failed reading a body cut short on purpose; the client already has its 413.
+
+    async def _refuse(self, scope: Scope, send: Send, status: int, problem: dict[str, Any]) -> None:
         if scope["path"].startswith("/api/"):  # the Cheqpoint-compatible API answers errors its own way
-            body, media_type = json.dumps({"error": error.detail}).encode(), "application/json"
+            body, media_type = json.dumps({"error": problem["detail"]}).encode(), "application/json"
         else:
-            body, media_type = json.dumps(error.problem()).encode(), PROBLEM
-        await send({"type": "http.response.start", "status": 413,
+            body, media_type = json.dumps(problem).encode(), PROBLEM
+        await send({"type": "http.response.start", "status": status,
                     "headers": [(b"content-type", media_type.encode()),
                                 (b"content-length", str(len(body)).encode())]})
         await send({"type": "http.response.body", "body": body})
 
 
-class _TooLarge(Exception):
-    pass
+PROBLEM_TYPES = {400: "https://cheqpoint.dev/problems/malformed-json",
+                 422: "https://cheqpoint.dev/problems/validation"}

@@ -14,7 +14,7 @@ from typing import Any
 
 import httpx
 from fastapi import FastAPI
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from sqlalchemy import text
 
 from api.approvals.authority import Authority
@@ -30,6 +30,9 @@ from api.db import Database, utcnow
 from api.execution.gateway import StripeGateway
 from api.http import BodyLimit, install_error_handlers
 from api.jobs import register_core_jobs
+from api.logs import RequestContext
+from api.metrics import Metrics, instrument_slack, instrument_stripe
+from api.openapi import install_openapi
 from api.outbox.registry import JobContext, JobRegistry
 from api.outbox.worker import Worker
 from api.policy import Policy, default_policy, load_policy
@@ -57,6 +60,7 @@ class Container:
     worker: Worker
     clock: Callable[[], datetime]
     key_cache: KeyCache = field(default_factory=KeyCache)
+    metrics: Metrics = field(default_factory=Metrics)
     # Adapters' own parts: "routers" (mounted on the app), "on_start" / "on_close" (async callables run
     # by `running()`), and whatever else they keep here (the Slack notifier, …).
     extras: dict[str, Any] = field(default_factory=dict)
@@ -93,7 +97,7 @@ def build_container(settings: Settings, *, clock: Callable[[], datetime] = utcno
     worker = Worker(context, registry, poll_seconds=settings.worker_poll_seconds, clock=clock)
     container = Container(settings=settings, db=db, http=http, waiters=waiters, effects=effects, policy=policy,
                           gateway=gateway, approvals=approvals, decisions=decisions, authority=authority,
-                          registry=registry, worker=worker, clock=clock)
+                          registry=registry, worker=worker, clock=clock, metrics=Metrics(clock))
     context.services = container
     db.on_enqueued = worker.wake
     register_core_jobs(container)
@@ -101,7 +105,21 @@ def build_container(settings: Settings, *, clock: Callable[[], datetime] = utcno
         from bot.wiring import install_slack  # the one place api reaches into the Slack adapter
 
         install_slack(container)
+    _instrument(container)
     return container
+
+
+def _instrument(container: Container) -> None:
+    """Feed the metrics: state changes, job attempts, and each Slack and Stripe call."""
+    metrics = container.metrics
+    container.effects.subscribe(metrics.on_effect)
+    container.worker.on_attempt = metrics.on_job_attempt
+    if container.gateway.http_client is not None:
+        instrument_stripe(container.gateway.http_client, metrics)
+    slack_clients = {id(c): c for c in (getattr(container.extras.get("slack_app"), "client", None),
+                                        getattr(container.extras.get("slack_notifier"), "client", None)) if c}
+    for client in slack_clients.values():
+        instrument_slack(client, metrics)
 
 
 @contextlib.asynccontextmanager
@@ -115,7 +133,7 @@ async def running(container: Container, *, worker: bool = True) -> AsyncIterator
         yield container
     finally:
         if task is not None:
-            container.worker.stop()
+            await container.worker.shutdown()  # claimed jobs go back to the queue at once
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         await container.waiters.stop()
@@ -140,6 +158,7 @@ def create_app(settings: Settings | None = None, *, container: Container | None 
                   description="Human approval in Slack for AI agents that move money on Stripe.")
     app.state.container = container
     install_error_handlers(app)
+    install_openapi(app)
     app.include_router(approvals_router)
     app.include_router(compat_router)
     app.include_router(stripe_webhooks_router)
@@ -159,7 +178,13 @@ def create_app(settings: Settings | None = None, *, container: Container | None 
             return JSONResponse({"status": "unavailable", "detail": type(exc).__name__}, status_code=503)
         return JSONResponse({"status": "ok"})
 
+    @app.get("/metrics", tags=["health"], include_in_schema=False)
+    async def metrics() -> Response:
+        body, media_type = await container.metrics.render(container.db, container.waiters.held, container.clock())
+        return Response(body, media_type=media_type)
+
     app.add_middleware(BodyLimit)
+    app.add_middleware(RequestContext)  # outermost: its request id is on every line, errors' included
     return app
 
 

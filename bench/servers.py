@@ -17,7 +17,9 @@ def cheqpoint_app(database_url: str) -> Any:
     from api.config import Settings
     from api.main import create_app
 
-    app = create_app(Settings(_env_file=None, database_url=database_url))
+    # One Connection sends the whole load: the per-Connection limits are off, or they would be what is measured.
+    app = create_app(Settings(_env_file=None, database_url=database_url, limit_requests_per_minute=0,
+                              limit_lookups_per_minute=0, limit_pending=0, limit_holds=0))
     container = app.state.container
 
     # Server-side release delay: from the decision's timestamp to the moment the hold lets go.

@@ -1,7 +1,9 @@
 """What the sync and async clients share: configuration, request bodies, answers, the hold plan."""
 
 import os
+import random
 import time
+import uuid
 from datetime import datetime
 from typing import Any
 
@@ -85,3 +87,37 @@ class Deadline:
     def read_timeout(self, hold_ms: int, margin: float) -> httpx.Timeout:
         """The HTTP read must outlast the hold it asks for."""
         return httpx.Timeout(margin + hold_ms / 1000)
+
+
+# ---- retries -------------------------------------------------------------------------------------
+# Transport errors and 5xx answers are retried, but only where repeating cannot do something twice:
+# reads; a create, which always carries an Idempotency-Key (one is made up when the caller gave none,
+# so the service returns the first approval instead of making a second); anything else only when the
+# connection failed before the request was sent.
+DEFAULT_MAX_RETRIES = 2
+RETRY_STATUSES = frozenset({500, 502, 503, 504})
+
+
+def with_idempotency(method: str, path: str, extra: dict[str, str]) -> dict[str, str]:
+    if method == "POST" and path == "/v1/approvals" and not extra.get("Idempotency-Key"):
+        return {**extra, "Idempotency-Key": f"cqc_{uuid.uuid4().hex}"}
+    return extra
+
+
+def _replayable(method: str, headers: dict[str, str]) -> bool:
+    return method == "GET" or bool(headers.get("Idempotency-Key"))
+
+
+def retry_response(method: str, headers: dict[str, str], response: httpx.Response) -> bool:
+    return response.status_code in RETRY_STATUSES and _replayable(method, headers)
+
+
+def retry_error(method: str, headers: dict[str, str], exc: httpx.HTTPError) -> bool:
+    if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout):
+        return True  # nothing reached the service
+    return isinstance(exc, httpx.TransportError) and _replayable(method, headers)
+
+
+def backoff_seconds(attempt: int) -> float:
+    """0.25 s, 0.5 s, 1 s … (at most 4 s), with jitter so clients do not retry in step."""
+    return min(4.0, 0.25 * 2 ** attempt) * random.uniform(0.5, 1.0)

@@ -4,6 +4,7 @@
         approval = await cheqpoint.request_sync("issue_refund", "Refund …", {...}, timeout_ms=300_000)
 """
 
+import asyncio
 from datetime import datetime
 from typing import Any
 
@@ -17,12 +18,16 @@ class AsyncClient:
     """One per event loop is enough. Close it with `aclose()`, or use it as an async context manager."""
 
     def __init__(self, api_key: str | None = None, base_url: str | None = None, *, timeout: float = 30.0,
-                 hold_ms: int = _core.SERVER_HOLD_MS, http: httpx.AsyncClient | None = None) -> None:
-        """`hold_ms`: the longest single hold asked of the service (its own cap is 60 s); `http`: bring your
+                 hold_ms: int = _core.SERVER_HOLD_MS,
+                 max_retries: int = _core.DEFAULT_MAX_RETRIES, http: httpx.AsyncClient | None = None) -> None:
+        """`hold_ms`: the longest single hold asked of the service (its own cap is 60 s); `max_retries`: how
+        often a transport error or a 5xx is retried where that is safe (reads, and creates, which always
+        carry an Idempotency-Key); `http`: bring your
         own `httpx.AsyncClient` (proxies, event hooks, a mock transport)."""
         self.api_key, self.base_url = _core.resolve(api_key, base_url)
         self.timeout = timeout
         self.hold_ms = hold_ms
+        self.max_retries = max_retries
         self._owns_http = http is None
         self._http = http or httpx.AsyncClient(timeout=timeout)
 
@@ -98,11 +103,20 @@ class AsyncClient:
         return approval
 
     async def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        headers = {**_core.headers(self.api_key), **kwargs.pop("headers", {})}
-        try:
-            return await self._http.request(method, f"{self.base_url}{path}", headers=headers, **kwargs)
-        except httpx.HTTPError as exc:
-            raise _core.transport_error(exc) from exc
+        extra = _core.with_idempotency(method, path, kwargs.pop("headers", {}))
+        headers = {**_core.headers(self.api_key), **extra}
+        attempt = 0
+        while True:
+            try:
+                response = await self._http.request(method, f"{self.base_url}{path}", headers=headers, **kwargs)
+            except httpx.HTTPError as exc:
+                if attempt >= self.max_retries or not _core.retry_error(method, headers, exc):
+                    raise _core.transport_error(exc) from exc
+            else:
+                if attempt >= self.max_retries or not _core.retry_response(method, headers, response):
+                    return response
+            await asyncio.sleep(_core.backoff_seconds(attempt))
+            attempt += 1
 
     async def aclose(self) -> None:
         if self._owns_http:

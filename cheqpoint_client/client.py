@@ -9,6 +9,7 @@
             ...                              # act on approval.effective_details, or read approval.execution
 """
 
+import time
 from datetime import datetime
 from typing import Any
 
@@ -22,12 +23,16 @@ class Client:
     """Thread-safe as `httpx.Client` is; one per process is enough. Close it, or use it as a context manager."""
 
     def __init__(self, api_key: str | None = None, base_url: str | None = None, *, timeout: float = 30.0,
-                 hold_ms: int = _core.SERVER_HOLD_MS, http: httpx.Client | None = None) -> None:
-        """`hold_ms`: the longest single hold asked of the service (its own cap is 60 s); `http`: bring your
+                 hold_ms: int = _core.SERVER_HOLD_MS,
+                 max_retries: int = _core.DEFAULT_MAX_RETRIES, http: httpx.Client | None = None) -> None:
+        """`hold_ms`: the longest single hold asked of the service (its own cap is 60 s); `max_retries`: how
+        often a transport error or a 5xx is retried where that is safe (reads, and creates, which always
+        carry an Idempotency-Key); `http`: bring your
         own `httpx.Client` (proxies, event hooks, a mock transport)."""
         self.api_key, self.base_url = _core.resolve(api_key, base_url)
         self.timeout = timeout
         self.hold_ms = hold_ms
+        self.max_retries = max_retries
         self._owns_http = http is None
         self._http = http or httpx.Client(timeout=timeout)
 
@@ -103,11 +108,20 @@ class Client:
         return approval
 
     def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        headers = {**_core.headers(self.api_key), **kwargs.pop("headers", {})}
-        try:
-            return self._http.request(method, f"{self.base_url}{path}", headers=headers, **kwargs)
-        except httpx.HTTPError as exc:
-            raise _core.transport_error(exc) from exc
+        extra = _core.with_idempotency(method, path, kwargs.pop("headers", {}))
+        headers = {**_core.headers(self.api_key), **extra}
+        attempt = 0
+        while True:
+            try:
+                response = self._http.request(method, f"{self.base_url}{path}", headers=headers, **kwargs)
+            except httpx.HTTPError as exc:
+                if attempt >= self.max_retries or not _core.retry_error(method, headers, exc):
+                    raise _core.transport_error(exc) from exc
+            else:
+                if attempt >= self.max_retries or not _core.retry_response(method, headers, response):
+                    return response
+            time.sleep(_core.backoff_seconds(attempt))
+            attempt += 1
 
     def close(self) -> None:
         if self._owns_http:

@@ -143,4 +143,18 @@ async def serve_stdio(api_key: str | None = None, base_url: str | None = None) -
         await build_server(client).run_stdio_async()
 
 
-__all__ = ["MAX_WAIT_SECONDS", "build_server", "serve_stdio"]
+def main() -> None:
+    """`cheqpoint-mcp`: the stdio server, configured by CHEQPOINT_URL and CHEQPOINT_CONNECTION_KEY."""
+    import asyncio
+    import sys
+
+    try:
+        asyncio.run(serve_stdio())
+    except CheqpointClientError as exc:  # no key: said on stderr, as stdout carries the protocol
+        print(f"cheqpoint-mcp: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+    except KeyboardInterrupt:
+        pass
+
+
+__all__ = ["MAX_WAIT_SECONDS", "build_server", "main", "serve_stdio"]

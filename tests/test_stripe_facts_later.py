@@ -13,7 +13,7 @@ from api.outbox.models import Job
 from tests.fakes.stripe import FakeStripe
 from tests.stripe_facts_helpers import CUSTOMER, stripe_service, write_policy
 
-OPS = Actor("operator", "ops", "ops")
+OPS = Actor("operator", "U012ABCDEF", "ops")
 READS = ("GET",)
 SMALL_REFUNDS = """
   - name: one automatic refund per customer a day

@@ -18,6 +18,7 @@ class Approval(Base):
         Index("ix_approvals_connection_status", "connection_id", "status"),
         Index("ix_approvals_status_expires", "status", "expires_at"),
         Index("ix_approvals_stripe_object_id", "stripe_object_id"),
+        Index("ix_approvals_connection_created", "connection_id", "created_at"),  # per-minute limits
     )
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)

@@ -6,10 +6,12 @@ from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import JSONResponse
 
 from api.approvals.actors import Actor
+from api.approvals.docs import ApprovalListOut, ApprovalOut
 from api.approvals.schemas import ApprovalCreate, approval_out
 from api.approvals.service import Intake
 from api.connections.auth import bearer_connection
 from api.connections.models import Connection
+from api.http import FiniteJSONResponse
 
 router = APIRouter(prefix="/v1", tags=["approvals"])
 Authed = Annotated[Connection, Depends(bearer_connection)]
@@ -20,41 +22,48 @@ def _services(request: Request):
     return request.app.state.container
 
 
-@router.post("/approvals", status_code=202, responses={200: {"description": "decided at once, or held"}})
+@router.post("/approvals", status_code=202, response_model=ApprovalOut,
+             responses={200: {"model": ApprovalOut, "description": "decided at once, or held (`timeoutMs`)"},
+                        202: {"description": "pending review"}})
 async def create_approval(
     body: ApprovalCreate, request: Request, connection: Authed,
     idempotency_key: Annotated[str | None, Header(max_length=255)] = None,
 ) -> JSONResponse:
     container = _services(request)
-    created = await container.approvals.create(connection, Intake(body, idempotency_key=idempotency_key))
-    approval = created.approval
-    if body.timeout_ms is not None:
-        approval_id, timeout_ms = approval.id, body.timeout_ms
-        del approval, created, body  # what the hold does not need is not kept while it waits
+    if body.timeout_ms is None:
+        created = await container.approvals.create(connection, Intake(body, idempotency_key=idempotency_key))
+        approval = created.approval
+        return FiniteJSONResponse(approval_out(approval), status_code=202 if approval.status == "pending" else 200)
+    # The hold's slot is taken before anything is stored: a request refused for holds leaves no approval.
+    async with container.approvals.hold_slot(connection.id, body.timeout_ms):
+        created = await container.approvals.create(connection, Intake(body, idempotency_key=idempotency_key))
+        approval_id, timeout_ms = created.approval.id, body.timeout_ms
+        del created, body  # what the hold does not need is not kept while it waits
         approval = await container.approvals.hold(connection.id, approval_id, timeout_ms)
-        return JSONResponse(approval_out(approval), status_code=200)
-    return JSONResponse(approval_out(approval), status_code=202 if approval.status == "pending" else 200)
+    return FiniteJSONResponse(approval_out(approval), status_code=200)
 
 
-@router.get("/approvals/{approval_id}")
+@router.get("/approvals/{approval_id}", response_model=ApprovalOut)
 async def get_approval(approval_id: str, request: Request, connection: Authed,
                        wait_ms: Annotated[int, Query(alias="waitMs", ge=0)] = 0) -> JSONResponse:
-    approval = await _services(request).approvals.hold(connection.id, approval_id, wait_ms)
-    return JSONResponse(approval_out(approval))
+    approvals = _services(request).approvals
+    async with approvals.hold_slot(connection.id, wait_ms):
+        approval = await approvals.hold(connection.id, approval_id, wait_ms)
+    return FiniteJSONResponse(approval_out(approval))
 
 
-@router.get("/approvals")
+@router.get("/approvals", response_model=ApprovalListOut)
 async def list_approvals(
     request: Request, connection: Authed, status: Status | None = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50, cursor: str | None = None,
 ) -> JSONResponse:
     rows, next_cursor = await _services(request).approvals.list(connection.id, status=status, limit=limit,
                                                                 cursor=cursor)
-    return JSONResponse({"data": [approval_out(a) for a in rows], "nextCursor": next_cursor})
+    return FiniteJSONResponse({"data": [approval_out(a) for a in rows], "nextCursor": next_cursor})
 
 
-@router.post("/approvals/{approval_id}/cancel")
+@router.post("/approvals/{approval_id}/cancel", response_model=ApprovalOut)
 async def cancel_approval(approval_id: str, request: Request, connection: Authed) -> JSONResponse:
     actor = Actor("system", connection.id, f"{connection.name} (the requesting agent)")
     approval = await _services(request).approvals.cancel(connection.id, approval_id, actor)
-    return JSONResponse(approval_out(approval))
+    return FiniteJSONResponse(approval_out(approval))

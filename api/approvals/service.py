@@ -6,7 +6,9 @@ functions it runs inside take the session and only flush.
 
 import base64
 import logging
+import re
 from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -31,15 +33,17 @@ from api.errors import Conflict, NotFound, ValidationFailed
 from api.execution.gateway import StripeGateway, StripeGatewayError
 from api.facts import Contradicted, Verification, Verifier, stripe_variable
 from api.ids import new_id
+from api.limits import HoldSlots, IntakeGate, IntakeLimits, Ticket, check_before_lookup, serialize
 from api.outbox.service import enqueue
-from api.policy import Policy, PolicyDecision, PolicyInput, empty_totals
+from api.policy import Policy, PolicyDecision, PolicyInput, Totals, empty_totals
 
 log = logging.getLogger(__name__)
+APPROVAL_ID = re.compile(r"apr_[0-9a-z]{1,60}")
 
 VERIFY_JOB = "stripe.verify"
 VERIFY_ATTEMPTS = 12  # with the outbox's doubling back-off (2 s, 4 s, … 34 min): about an hour of trying
 
-TotalsProvider = Callable[[AsyncSession, Connection, str, dict[str, Any], datetime], Awaitable[dict[str, Any]]]
+TotalsProvider = Callable[[AsyncSession, Connection, str, dict[str, Any], datetime], Awaitable[Totals]]
 
 
 @dataclass
@@ -50,6 +54,15 @@ class Intake:
     idempotency_key: str | None = None
     surface: str = "native"
     extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What the policy decided for one request, and what intake makes of it."""
+
+    decision: PolicyDecision
+    verdict: str  # pass | approve | reject | review
+    expires_at: datetime
 
 
 @dataclass
@@ -71,6 +84,9 @@ class ApprovalService:
         self.totals = totals
         self.clock = clock
         self.verifier = Verifier(gateway)
+        self.limits = IntakeLimits.from_settings(settings)
+        self.gate = IntakeGate(db, self.limits)
+        self.hold_slots = HoldSlots(db, settings.limit_holds, clock)
 
     # ---- intake -------------------------------------------------------------------------------
 
@@ -92,44 +108,56 @@ class ApprovalService:
         now = self.clock()
         verification = await self._verify(body.action, details, now)
         if verification is not None:
-            details = {**details, **verification.fills}
+            details = {**details, **verification.fills}  # Stripe's currency and customer, where the agent gave none
         facts = verification.document() if verification is not None else None
-        totals = empty_totals()  # zeros nobody reads: a policy without `totals` spares the aggregate queries
-        if policy.reads_totals:
-            async with self.db.read() as session:
-                totals = await self.totals(session, connection, body.action, details, now)
-        decision = policy.evaluate(PolicyInput(
-            action=body.action, details=details, connection={"id": connection.id, "name": connection.name},
-            request={"riskLevel": body.risk_level, "priority": body.priority, "agentName": body.agent_name,
-                     "metadata": body.metadata or {}}, totals=totals, now=now, stripe=stripe_variable(facts)))
-        if decision.errors:
-            log.warning("policy conditions failed for a %s request: %s", body.action, decision.errors)
-        read_only = spec is not None and spec.read_only
-        verdict = decision.decision
-        if verdict == "pass" and not read_only:
-            verdict = "review"  # `pass` executes without review: only lookups may do that
-        elif verdict == "approve" and read_only:
-            verdict = "pass"  # an approved lookup has nothing to wait for: run it now
         unverified = verification is not None and verification.status == "unverified"
-        if unverified and verdict in ("approve", "pass"):
-            verdict = "review"  # nothing is approved on facts Stripe has not confirmed
-        expires_at = self._expiry(body, decision, policy, now)
+        read_only = spec is not None and spec.read_only
+        # A write whose policy reads totals is decided inside the inserting transaction, under the
+        # Connection's (and customer's) lock, so concurrent requests count each other. Lookups move no
+        # money and may call Stripe, which must not happen under a lock: they are decided first.
+        decide_locked = policy.reads_totals and not read_only
+        early: Outcome | None = None
+        if not decide_locked:
+            totals = empty_totals()  # zeros nobody reads: a policy without `totals` spares the aggregate queries
+            if policy.reads_totals:
+                async with self.db.read() as session:
+                    totals = await self.totals(session, connection, body.action, details, now)
+            early = self._decide(policy, connection, body, details, totals, now, read_only, facts)
+        lookup = None
+        if early is not None and early.verdict == "pass":
+            async with self.db.read() as session:
+                await check_before_lookup(session, self.limits, connection.id, now)
+            lookup = await self._run_lookup(spec, details)
+        customer = details.get("customer_id")
+        locks = [("connection", connection.id)]
+        if decide_locked and isinstance(customer, str) and customer:
+            locks.append(("customer", customer))
+
         execute = body.execute if body.execute is not None else spec is not None
-        lookup = await self._run_lookup(spec, details) if verdict == "pass" else None
+        # Everything that does not depend on the decision is prepared here, not in the (SQLite) writer.
         fields = dict(
             id=new_id("apr"), connection_id=connection.id, idempotency_key=intake.idempotency_key,
             request_hash=body.fingerprint(), surface=intake.surface, status="pending", action=body.action,
             summary=body.summary, details=details, justification=body.justification, changes={},
-            expires_at=expires_at, rule=decision.rule, policy_version=decision.policy_version,
-            approvers=decision.approvers or self.settings.approvers,
-            required_approvals=decision.required_approvals, risk_level=body.risk_level, priority=body.priority,
-            agent_name=body.agent_name, request_metadata=body.metadata or {}, extra=intake.extra,
-            callback_url=body.callback_url, execute=execute and not read_only, execution_status="not_requested",
-            stripe_facts=facts, created_at=now, updated_at=now)
+            risk_level=body.risk_level, priority=body.priority, agent_name=body.agent_name,
+            request_metadata=body.metadata or {}, extra=intake.extra, callback_url=body.callback_url,
+            execute=execute and not read_only, execution_status="not_requested", stripe_facts=facts,
+            created_at=now, updated_at=now)
 
-        async def write(session: AsyncSession) -> Approval:
-            approval = Approval(**fields, decisions=[])
-            # No flush here: the rows of a whole group commit are inserted together at its end.
+        async def write(session: AsyncSession, ticket: Ticket) -> Approval:
+            await serialize(session, *locks)
+            outcome = early
+            if outcome is None:
+                totals = await self.totals(session, connection, body.action, details, now)
+                outcome = self._decide(policy, connection, body, details, totals, now, read_only, facts)
+            await ticket.check(session, lookup=outcome.verdict == "pass", review=outcome.verdict == "review")
+            decision = outcome.decision
+            approval = Approval(**fields, expires_at=outcome.expires_at, rule=decision.rule,
+                                policy_version=decision.policy_version,
+                                approvers=decision.approvers or self.settings.approvers,
+                                required_approvals=decision.required_approvals, decisions=[])
+            # Rows are not flushed here: a group commit inserts its rows together at its end (queries
+            # of later callers in the batch autoflush them, so those callers do count them).
             session.add(approval)
             audit.record(session, "approval.created", approval_id=approval.id, connection_id=connection.id,
                          actor={"type": "connection", "id": connection.id, "name": connection.name},
@@ -139,14 +167,15 @@ class ApprovalService:
                                  "request": {**body.model_dump(mode="json", by_alias=True, exclude_none=True),
                                              "details": details},
                                  "surface": intake.surface, "idempotencyKey": intake.idempotency_key})
-            await self._apply_policy(session, approval, verdict, decision, lookup)
-            if unverified and verdict == "review":
+            await self._apply_policy(session, approval, outcome.verdict, decision, lookup)
+            if unverified and outcome.verdict == "review":
                 await enqueue(session, VERIFY_JOB, {"approval_id": approval.id}, key=f"verify:{approval.id}",
                               max_attempts=VERIFY_ATTEMPTS)
             return approval
 
         try:
-            created = await self.db.write(write)
+            async with self.gate.admit(connection.id, now) as ticket:
+                created = await self.db.write(lambda session: write(session, ticket))
         except IntegrityError:
             # Two requests with one Idempotency-Key raced; the other one won.
             earlier = await self._find_by_key(connection.id, intake.idempotency_key or "")
@@ -156,6 +185,23 @@ class ApprovalService:
         if created.is_settled:
             self.waiters.notify(created.id, created)
         return Created(created, replayed=False)
+
+    def _decide(self, policy: Policy, connection: Connection, body: ApprovalCreate, details: dict[str, Any],
+                totals: Totals, now: datetime, read_only: bool, facts: dict[str, Any] | None) -> "Outcome":
+        decision = policy.evaluate(PolicyInput(
+            action=body.action, details=details, connection={"id": connection.id, "name": connection.name},
+            request={"riskLevel": body.risk_level, "priority": body.priority, "agentName": body.agent_name,
+                     "metadata": body.metadata or {}}, totals=totals, now=now, stripe=stripe_variable(facts)))
+        if decision.errors:
+            log.warning("policy conditions failed for a %s request: %s", body.action, decision.errors)
+        verdict = decision.decision
+        if verdict == "pass" and not read_only:
+            verdict = "review"  # `pass` executes without review: only lookups may do that
+        elif verdict == "approve" and read_only:
+            verdict = "pass"  # an approved lookup has nothing to wait for: run it now
+        if (facts or {}).get("status") == "unverified" and verdict in ("approve", "pass"):
+            verdict = "review"  # nothing is approved on facts Stripe has not confirmed
+        return Outcome(decision, verdict, self._expiry(body, decision, policy, now))
 
     async def _verify(self, action: str, details: dict[str, Any], now: datetime) -> Verification | None:
         """Stripe's facts for a catalogue write; a contradiction is the agent's 422, nothing stored."""
@@ -220,11 +266,17 @@ class ApprovalService:
 
     async def get(self, connection_id: str | None, approval_id: str) -> Approval:
         """One approval; with a connection id, only if that Connection owns it (else 404, not 403)."""
+        if not APPROVAL_ID.fullmatch(approval_id):  # never one of ours; PostgreSQL would refuse a NUL in it
+            raise NotFound(f"no approval {approval_id}")
         async with self.db.read() as session:
             approval = await session.get(Approval, approval_id)
         if approval is None or (connection_id is not None and approval.connection_id != connection_id):
             raise NotFound(f"no approval {approval_id}")
         return approval
+
+    def hold_slot(self, connection_id: str, wait_ms: int) -> AbstractAsyncContextManager[None]:
+        """One of the Connection's concurrent holds for the duration of a `timeoutMs`/`waitMs` request."""
+        return self.hold_slots.claim(connection_id, min(wait_ms, MAX_HOLD_MS) / 1000)
 
     async def hold(self, connection_id: str | None, approval_id: str, wait_ms: int) -> Approval:
         """The approval once settled, or as it stands after `wait_ms` (capped at MAX_HOLD_MS)."""

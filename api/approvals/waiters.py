@@ -33,6 +33,8 @@ class Waiters:
         self._handed: dict[str, Approval] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._listener = None
+        # Set when the server stops: every hold answers at once with the approval as it stands.
+        self._releasing = False
 
     async def hold(self, approval_id: str, seconds: float,
                    load: Callable[[], Awaitable[Approval]]) -> Approval:
@@ -47,7 +49,7 @@ class Waiters:
             approval = await load()
             while True:
                 remaining = deadline - asyncio.get_running_loop().time()
-                if approval.is_settled or remaining <= 0:
+                if approval.is_settled or remaining <= 0 or self._releasing:
                     return approval
                 del approval  # not kept while waiting: a thousand holds would keep a thousand rows
                 with contextlib.suppress(TimeoutError):
@@ -69,6 +71,12 @@ class Waiters:
         if event is not None:
             if settled is not None and settled.is_settled:
                 self._handed[approval_id] = settled
+            event.set()
+
+    def release_all(self) -> None:
+        """Answer every hold now, and every later one at once (the server is stopping)."""
+        self._releasing = True
+        for event in self._events.values():
             event.set()
 
     @property

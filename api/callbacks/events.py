@@ -5,7 +5,6 @@ commit with the decision or not at all: no decision without its callback, no cal
 decision that rolled back. Nothing here touches the network.
 """
 
-import json
 from datetime import UTC, datetime
 from typing import Any
 
@@ -18,6 +17,7 @@ from api.callbacks.models import CallbackDelivery
 from api.callbacks.signing import new_message_id
 from api.db import utcnow
 from api.outbox.service import enqueue
+from api.strict_input import dumps as strict_json_dumps
 
 JOB_KIND = "callback.deliver"
 
@@ -49,8 +49,9 @@ def compat_body(approval: Approval, event: str) -> dict[str, Any]:
 
 
 def encode(body: dict[str, Any]) -> str:
-    # Stored as text and signed byte for byte; every retry sends exactly these bytes.
-    return json.dumps(body, separators=(",", ":"), ensure_ascii=False)
+    # Stored as text and signed byte for byte; every retry sends exactly these bytes. Strict JSON: a
+    # non-finite number stored before intake refused them goes out as null.
+    return strict_json_dumps(body)
 
 
 async def on_approval_event(session: AsyncSession, approval: Approval, event: str) -> None:

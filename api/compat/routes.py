@@ -16,17 +16,19 @@ from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api.approvals.models import Approval
+from api.compat.docs import InboundOut, RequestCreatedOut, RequestOut
 from api.compat.schemas import MAX_WAIT_MS, CompatCreate, compat_view, inbound_view, upper_status
 from api.compat.translate import app_error_status, error_message, to_intake
 from api.connections.auth import connection_for_key
 from api.connections.models import Connection
 from api.errors import AppError, Unauthorized
+from api.http import FiniteJSONResponse
 
 log = logging.getLogger(__name__)
 
 
-def compat_error(status: int, message: str) -> JSONResponse:
-    return JSONResponse({"error": message}, status_code=status)
+def compat_error(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status, headers=headers)
 
 
 class CompatRoute(APIRoute):
@@ -44,7 +46,7 @@ class CompatRoute(APIRoute):
                     return compat_error(400, "the request body is not valid JSON")
                 return compat_error(400, error_message("the request does not fit the API", list(errors)))
             except AppError as exc:
-                return compat_error(app_error_status(exc), error_message(exc.detail, exc.errors))
+                return compat_error(app_error_status(exc), error_message(exc.detail, exc.errors), exc.headers())
             except StarletteHTTPException as exc:
                 return compat_error(exc.status_code, str(exc.detail))
             except Exception:
@@ -77,32 +79,35 @@ async def _create(request: Request, body: CompatCreate, api_key: str | None, ide
     return created.approval
 
 
-@router.post("/webhooks/inbound")
+@router.post("/webhooks/inbound", response_model=InboundOut)
 async def inbound(body: CompatCreate, request: Request, x_api_key: ApiKey = None,
                   idempotency_key: IdempotencyKey = None) -> JSONResponse:
     """Create a request; with `maxWaitMs`, hold up to that long (at most 10,000 ms) for the decision."""
-    approval = await _create(request, body, x_api_key, idempotency_key)
-    if body.max_wait_ms:
-        # Longer waits are held at the cap, not refused; `app.state.compat_max_wait_ms` lowers it (tests).
-        cap = getattr(request.app.state, "compat_max_wait_ms", MAX_WAIT_MS)
-        approval = await request.app.state.container.approvals.hold(
-            approval.connection_id, approval.id, min(body.max_wait_ms, cap))
-    return JSONResponse(inbound_view(approval))
+    approvals = request.app.state.container.approvals
+    if not body.max_wait_ms:
+        return FiniteJSONResponse(inbound_view(await _create(request, body, x_api_key, idempotency_key)))
+    connection = await _connection(request, x_api_key, body.api_key)
+    # Longer waits are held at the cap, not refused; `app.state.compat_max_wait_ms` lowers it (tests).
+    wait_ms = min(body.max_wait_ms, getattr(request.app.state, "compat_max_wait_ms", MAX_WAIT_MS))
+    async with approvals.hold_slot(connection.id, wait_ms):  # before anything is stored
+        approval = await _create(request, body, x_api_key, idempotency_key)
+        approval = await approvals.hold(approval.connection_id, approval.id, wait_ms)
+    return FiniteJSONResponse(inbound_view(approval))
 
 
-@router.post("/approvals/request")
+@router.post("/approvals/request", response_model=RequestCreatedOut)
 async def create_request(body: CompatCreate, request: Request, x_api_key: ApiKey = None,
                          idempotency_key: IdempotencyKey = None) -> JSONResponse:
     """Create a request and answer at once with its id and status (decided already when a rule did)."""
     approval = await _create(request, body, x_api_key, idempotency_key)
-    return JSONResponse({"id": approval.id, "status": upper_status(approval)})
+    return FiniteJSONResponse({"id": approval.id, "status": upper_status(approval)})
 
 
-@router.get("/approvals/{approval_id}")
+@router.get("/approvals/{approval_id}", response_model=RequestOut)
 async def get_request(approval_id: str, request: Request, x_api_key: ApiKey = None) -> JSONResponse:
     connection = await _connection(request, x_api_key)
     approval = await request.app.state.container.approvals.get(connection.id, approval_id)
-    return JSONResponse(compat_view(approval))
+    return FiniteJSONResponse(compat_view(approval))
 
 
 __all__ = ["router"]

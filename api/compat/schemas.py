@@ -25,16 +25,17 @@ class CompatCreate(BaseModel):
     action: str = Field(min_length=1, max_length=100)
     summary: str = Field(min_length=1, max_length=2000)
     details: dict[str, Any]
-    justification: str | None = None
+    # The bounds are the native API's, which these requests become: the document states them here too.
+    justification: str | None = Field(None, max_length=10_000)
     api_key: str | None = Field(None, alias="apiKey")
     max_wait_ms: int | None = Field(None, alias="maxWaitMs", ge=0)
-    callback_url: str | None = Field(None, alias="callbackUrl")
-    webhook_url: str | None = Field(None, alias="webhookUrl")
+    callback_url: str | None = Field(None, alias="callbackUrl", max_length=2048)
+    webhook_url: str | None = Field(None, alias="webhookUrl", max_length=2048)
     risk_score: float | None = Field(None, alias="riskScore")
     risk_level: str | None = Field(None, alias="riskLevel")
     priority: str | None = None
-    agent_name: str | None = Field(None, alias="agentName")
-    metadata: dict[str, Any] | None = None
+    agent_name: str | None = Field(None, alias="agentName", max_length=200)
+    metadata: dict[str, Any] | None = Field(None, max_length=50)
     trace: Any = None
     execute: bool | None = None
 

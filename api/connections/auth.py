@@ -11,6 +11,7 @@ from collections.abc import Awaitable, Callable
 
 from fastapi import Request
 
+from api import logs
 from api.connections import service
 from api.connections.keys import hash_key
 from api.connections.models import Connection
@@ -78,6 +79,7 @@ async def connection_for_key(request: Request, key: str | None) -> Connection:
     # Checked on every use, not only at load: a previous key's grace ends on time even while cached.
     if connection is None or not connection.accepts_key_hash(key_hash, container.clock()):
         raise Unauthorized("this Connection Key is not valid or has been revoked")
+    logs.connection_id.set(connection.id)  # on every log line of this request from here on
     return connection
 
 

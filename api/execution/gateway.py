@@ -125,6 +125,11 @@ class StripeGateway:
                 http_client=self._quick_http)
 
     @property
+    def http_client(self) -> stripe.HTTPXClient | None:
+        """The SDK's HTTP client, for the metrics to time each call."""
+        return self._http
+
+    @property
     def configured(self) -> bool:
         return self._client is not None
 

@@ -5,6 +5,10 @@ several workers share the queue without taking the same job; on SQLite the datab
 writer makes the same statement atomic. A claimed job holds a lease; a worker that dies mid-job
 leaves it `running` until the lease lapses, and then another worker takes it again — which is why
 every handler's effect must be idempotent (Stripe keys, stable webhook ids).
+
+A worker told to stop (`shutdown()`, on SIGTERM) does not make its jobs wait out the lease: it
+cancels the jobs it is running and hands them back at once (queued, due now, the interrupted
+attempt not counted), so another worker takes them straight away.
 """
 
 import asyncio
@@ -19,6 +23,7 @@ from typing import Any
 from sqlalchemy import and_, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from api.logs import bound
 from api.outbox.models import Job, JobAttempt
 from api.outbox.registry import JobContext, JobRegistry, Park, Retry
 
@@ -54,6 +59,9 @@ class Worker:
         self.clock = clock
         self._wake = asyncio.Event()
         self._stopping = False
+        self._running: dict[str, asyncio.Task[None]] = {}  # claimed jobs in progress, by job id
+        # Called after each finished attempt with (kind, outcome, seconds): the metrics subscribe.
+        self.on_attempt: Callable[[str, str, float], None] | None = None
 
     def wake(self) -> None:
         self._wake.set()
@@ -75,11 +83,44 @@ class Worker:
         self._stopping = True
         self._wake.set()
 
+    async def shutdown(self) -> list[str]:
+        """Stop claiming, cancel the jobs in progress and return them to the queue; their ids."""
+        self.stop()
+        tasks = dict(self._running)
+        for task in tasks.values():
+            task.cancel()
+        await asyncio.gather(*tasks.values(), return_exceptions=True)
+        if tasks:
+            await self.context.db.write(lambda session: self._release(session, list(tasks)))
+            log.info("returned %d claimed job(s) to the queue: %s", len(tasks), ", ".join(tasks))
+        return list(tasks)
+
+    async def _release(self, session: AsyncSession, job_ids: list[str]) -> None:
+        # Only jobs still marked running: one that finished just before the cancel keeps its outcome.
+        await session.execute(
+            update(Job).where(Job.id.in_(job_ids), Job.status == "running")
+            .values(status="queued", locked_until=None, run_at=self.clock(), attempts=Job.attempts - 1)
+            .execution_options(synchronize_session=False))
+
     async def run_once(self) -> int:
         """Claim the jobs due now and run them concurrently; return how many ran."""
+        if self._stopping:
+            return 0
         jobs = await self.context.db.write(self._claim)
+        if jobs and self._stopping:  # told to stop while claiming: hand these back untouched
+            await self.context.db.write(lambda session: self._release(session, [job.id for job in jobs]))
+            return 0
         if jobs:
-            await asyncio.gather(*(self._run_job(job) for job in jobs))
+            tasks = [asyncio.create_task(self._run_job(job), name=f"job-{job.id}") for job in jobs]
+            self._running.update({job.id: task for job, task in zip(jobs, tasks, strict=True)})
+            try:
+                results = await asyncio.gather(*tasks, return_exceptions=True)
+                for result in results:
+                    if isinstance(result, Exception):  # a failure to record the outcome, not the job's own
+                        log.error("recording a job's outcome failed", exc_info=result)
+            finally:
+                for job in jobs:
+                    self._running.pop(job.id, None)
         return len(jobs)
 
     async def drain(self, *, max_rounds: int = 50) -> int:
@@ -110,6 +151,12 @@ class Worker:
         return [ClaimedJob(r.id, r.kind, r.payload, r.attempts, r.max_attempts, now) for r in rows]
 
     async def _run_job(self, job: ClaimedJob) -> None:
+        approval = job.payload.get("approval_id") if isinstance(job.payload, dict) else None
+        with bound(approval_id=approval if isinstance(approval, str) else None):
+            await self._run_job_in_context(job)
+
+    async def _run_job_in_context(self, job: ClaimedJob) -> None:
+        started = asyncio.get_running_loop().time()
         kind = self.registry.get(job.kind)
         context = replace(self.context, attempt=job.attempt, max_attempts=job.max_attempts, job_id=job.id)
         outcome, error, delay = "done", None, None
@@ -133,6 +180,8 @@ class Worker:
             assert kind is not None
             # Full jitter on the upper half, so a burst of failures does not retry in lockstep.
             delay = kind.backoff.delay(job.attempt) * random.uniform(0.5, 1.0)
+        if self.on_attempt is not None:
+            self.on_attempt(job.kind, outcome, asyncio.get_running_loop().time() - started)
         await self.context.db.write(lambda session: self._finish(session, job, outcome, error, delay))
 
     async def _finish(self, session: AsyncSession, job: ClaimedJob, outcome: str, error: str | None,

@@ -6,7 +6,7 @@ that moment (see `usage.py`). What the policy decided then is read from how the 
 decided: a rule's decision is recorded in `decided_by`; anything else went to people.
 """
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import datetime
 
 from sqlalchemy import and_, or_, select
@@ -71,12 +71,15 @@ async def _created_since(session: AsyncSession, since: datetime) -> AsyncIterato
         session.expunge_all()
 
 
-async def replay_stored(session: AsyncSession, policy: Policy, since: datetime) -> ReplayReport:
-    """What `policy` would have decided on every request created since `since`."""
+async def replay_stored(session: AsyncSession, policy: Policy, since: datetime,
+                        progress: Callable[[], None] | None = None) -> ReplayReport:
+    """What `policy` would have decided on every request created since `since`; `progress()` after each."""
     report = ReplayReport.start(policy)
     async for approval in _created_since(session, since):
         connection = await session.get(Connection, approval.connection_id)
         assert connection is not None  # a foreign key
         request = await as_policy_input(session, approval, connection, with_totals=policy.reads_totals)
         report.add(approval.id, approval.action, policy.evaluate(request), stored_outcome(approval), approval.rule)
+        if progress is not None:
+            progress()
     return report

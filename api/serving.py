@@ -1,0 +1,153 @@
+"""The HTTP server around the app: limits, a deadline for slow clients, and a graceful stop.
+
+uvicorn times out idle keep-alive connections but not a request that arrives slowly: headers sent a
+byte every few seconds, or a body that never completes, would hold a connection (and a slot of
+`limit_concurrency`) for ever. `SlowClientGuard` gives each request a deadline to arrive — its
+headers within `header_timeout`, then its body within `body_timeout` — counted from when the
+connection became ready for it, so trickling data does not extend it. A request that misses its
+deadline is answered 408 (when nothing was answered yet) and its connection closed. Time spent by
+the app itself (a hold of a synchronous request) is not counted.
+
+On SIGTERM or SIGINT the server stops accepting, releases every hold so each held request is answered
+with its approval's current state, waits up to the grace period for responses to finish, shuts the
+app down (the worker returns its claimed jobs) and returns, so the process exits 0.
+"""
+
+import asyncio
+import contextlib
+import signal
+import threading
+from collections.abc import Callable, Generator
+from typing import Any
+
+import uvicorn
+from uvicorn.protocols.http.h11_impl import H11Protocol
+
+from api.config import Settings
+
+try:  # uvicorn[standard] brings httptools, the faster parser; h11 is the pure-Python fallback
+    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+except ImportError:  # pragma: no cover - depends on the install
+    HttpToolsProtocol = None  # type: ignore[assignment,misc]
+
+_TIMEOUT_RESPONSE = (b"HTTP/1.1 408 Request Timeout\r\ncontent-type: text/plain\r\nconnection: close\r\n"
+                     b"content-length: 24\r\n\r\nrequest was not received")
+
+
+class SlowClientGuard:
+    """Mixed into uvicorn's HTTP protocol classes: a deadline for each request to arrive."""
+
+    header_timeout: float = 10.0
+    body_timeout: float = 30.0
+
+    # Attributes of uvicorn's protocol classes that this mixin relies on.
+    cycle: Any
+    transport: asyncio.Transport
+    loop: asyncio.AbstractEventLoop
+
+    def _arm(self, seconds: float, phase: str) -> None:
+        self._disarm()
+        self._phase = phase
+        self._cycle_at_arm = getattr(self, "cycle", None)
+        self._deadline = self.loop.call_later(seconds, self._expired)
+
+    def _disarm(self) -> None:
+        deadline = getattr(self, "_deadline", None)
+        if deadline is not None:
+            deadline.cancel()
+        self._deadline = None
+        self._phase = None
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)  # type: ignore[misc]
+        self._arm(self.header_timeout, "headers")
+
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)  # type: ignore[misc]
+        cycle = getattr(self, "cycle", None)
+        if self._phase == "headers" and cycle is not None and cycle is not self._cycle_at_arm:
+            if cycle.more_body:
+                self._arm(self.body_timeout, "body")
+            else:
+                self._disarm()
+        elif self._phase == "body" and cycle is not None and not cycle.more_body:
+            self._disarm()
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()  # type: ignore[misc]
+        if not self.transport.is_closing():
+            self._arm(self.header_timeout, "headers")  # the next request on this keep-alive connection
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm()
+        super().connection_lost(exc)  # type: ignore[misc]
+
+    def _expired(self) -> None:
+        self._deadline = None
+        if self.transport.is_closing():
+            return
+        cycle = getattr(self, "cycle", None)
+        # A response under way (the app answered before the body was in) is cut, not followed by a 408.
+        answered = cycle is not None and cycle.response_started and not cycle.response_complete
+        if not answered:
+            self.transport.write(_TIMEOUT_RESPONSE)
+        self.transport.close()
+
+
+class GuardedH11Protocol(SlowClientGuard, H11Protocol):
+    pass
+
+
+if HttpToolsProtocol is not None:
+    class GuardedHttpToolsProtocol(SlowClientGuard, HttpToolsProtocol):
+        pass
+
+
+def protocol_class(settings: Settings) -> type[SlowClientGuard]:
+    base: type[SlowClientGuard] = GuardedHttpToolsProtocol if HttpToolsProtocol is not None else GuardedH11Protocol
+    # A subclass per server, so two servers in one process (tests) keep their own timeouts.
+    return type(base.__name__, (base,), {"header_timeout": settings.header_timeout_seconds,
+                                          "body_timeout": settings.body_timeout_seconds})
+
+
+def server_config(app: Any, settings: Settings, *, host: str, port: int) -> uvicorn.Config:
+    return uvicorn.Config(
+        app, host=host, port=port,
+        http=protocol_class(settings),  # type: ignore[arg-type]
+        limit_concurrency=settings.max_concurrency,
+        timeout_keep_alive=settings.keep_alive_seconds,  # type: ignore[arg-type]
+        timeout_graceful_shutdown=settings.shutdown_grace_seconds,  # type: ignore[arg-type]
+        log_config=None,  # logging is configured once, by api.logs
+        access_log=False,  # api.logs.RequestContext writes the access line, without query strings
+        server_header=False,
+        proxy_headers=True,
+    )
+
+
+class Server(uvicorn.Server):
+    """uvicorn's server, which releases holds first when told to stop, and exits 0 on SIGTERM."""
+
+    def __init__(self, config: uvicorn.Config, *, on_stop: Callable[[], None]) -> None:
+        super().__init__(config)
+        self.on_stop = on_stop
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        # uvicorn re-raises the signal after its graceful stop, so the process would die of SIGTERM
+        # (exit 143); a stop we asked for and completed is a success.
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        previous = {sig: signal.signal(sig, self.handle_exit) for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+    async def shutdown(self, sockets: list[Any] | None = None) -> None:
+        self.on_stop()  # held requests answer now, with what they have
+        await super().shutdown(sockets)
+
+
+__all__ = ["Server", "SlowClientGuard", "server_config"]
