@@ -86,7 +86,7 @@ async def test_rows_holding_non_finite_numbers_are_readable_everywhere(client, a
     compat = await client.get(f"/api/approvals/{approval_id}", headers={"x-api-key": connection["key"]})
     assert compat.status_code == 200 and compat.json()["details"] == expected
 
-    await container.decisions.decide(approval_id, Actor("operator", "ops", "ops"), "reject", note="no")
+    await container.decisions.decide(approval_id, Actor("operator", "UOPS", "ops"), "reject", note="no")
     await container.worker.drain()
     (event,) = receiver.events
     assert b"NaN" not in event.body and b"Infinity" not in event.body
