@@ -104,9 +104,10 @@ def confirm_over_minor(data: dict[str, Any]) -> int | None:
 
 def message(snapshot: Snapshot, settings: Settings) -> tuple[str, list[dict]]:
     """The review message as it should read now: with buttons while pending, without after."""
-    test_mode = settings.stripe_test_mode
+    test_mode, stripe_configured = settings.stripe_test_mode, settings.stripe_secret_key is not None
     if snapshot.pending:
         return review_message(snapshot.data, connection_name=snapshot.connection_name, test_mode=test_mode,
                               version=snapshot.revision, confirm_over_minor=confirm_over_minor(snapshot.data),
-                              can_edit=bool(editable_fields(snapshot.row)))
-    return decided_message(snapshot.data, connection_name=snapshot.connection_name, test_mode=test_mode)
+                              can_edit=bool(editable_fields(snapshot.row)), stripe_configured=stripe_configured)
+    return decided_message(snapshot.data, connection_name=snapshot.connection_name, test_mode=test_mode,
+                           stripe_configured=stripe_configured)

@@ -25,7 +25,8 @@ from bot.revisions import ASK_AGAIN, AskAgain
 log = logging.getLogger(__name__)
 
 # Events after which the review message no longer shows the truth.
-_REFRESHING = frozenset({"vote", "approved", "rejected", "expired", "cancelled", "executed", "execution_failed"})
+_REFRESHING = frozenset({"vote", "approved", "rejected", "expired", "cancelled", "executed", "execution_failed",
+                         "verified"})
 
 
 def subscriber(alerts_channel: str | None) -> Any:

@@ -19,6 +19,7 @@ from bot.blocks.common import (
     to_dicts,
     votes_line,
 )
+from bot.blocks.facts import stripe_facts_blocks
 from bot.ids import BlockId
 
 # Object statuses Stripe reaches after the call succeeded, shown on the message once its webhook says so.
@@ -34,15 +35,18 @@ def review_message(
     version: int,
     confirm_over_minor: int | None = None,
     can_edit: bool = True,
+    stripe_configured: bool = False,
 ) -> tuple[str, list[dict]]:
     """A pending request as posted for review: every fact a reviewer needs, then the buttons.
 
     `confirm_over_minor`: amounts (minor units) above it get a confirmation dialog on Approve.
     `can_edit`: False for actions with nothing a reviewer may change (no Edit button).
+    `stripe_configured`: a catalogue write without Stripe's facts then says it is not verified.
     """
     # A revised request shows the revision being voted on, and says who changed what.
     blocks: list[Block] = facts(approval, connection_name=connection_name, test_mode=test_mode,
                                 details=effective_details(approval))
+    blocks.extend(stripe_facts_blocks(approval, stripe_configured=stripe_configured, test_mode=test_mode))
     if approval.get("revisedBy"):
         lines = layout.change_lines(approval.get("changes") or {}, approval.get("details") or {})
         blocks.append(mrkdwn_section(f"✏️ *Changed by {layout.actor(approval['revisedBy'])}* — votes were reset: "
@@ -53,10 +57,13 @@ def review_message(
     return notification_text("Approval needed", approval, test_mode=test_mode), to_dicts(blocks)
 
 
-def decided_message(approval: Approval, *, connection_name: str, test_mode: bool) -> tuple[str, list[dict]]:
+def decided_message(
+    approval: Approval, *, connection_name: str, test_mode: bool, stripe_configured: bool = False
+) -> tuple[str, list[dict]]:
     """A request that is no longer pending: the same facts, the outcome and the execution; no buttons."""
     shown = effective_details(approval)
     blocks: list[Block] = facts(approval, connection_name=connection_name, test_mode=test_mode, details=shown)
+    blocks.extend(stripe_facts_blocks(approval, stripe_configured=stripe_configured, test_mode=test_mode))
     blocks.append(DividerBlock())
     blocks.append(mrkdwn_section(outcome_text(approval), block_id=BlockId.OUTCOME))
     changes = approval.get("changes") or {}

@@ -20,6 +20,7 @@ from slack_sdk.models.views import View
 from api.money import format_major, format_money, parse_major
 from bot import layout
 from bot.blocks.common import Approval, context, effective_details, title
+from bot.blocks.facts import amount_limit_hint
 from bot.ids import ActionId, BlockId, ButtonRef, CallbackId, field_action_id, field_block_id
 
 NOTE_LIMIT = 2000
@@ -60,7 +61,8 @@ def edit_modal(
     """
     current = effective_details(approval)
     money_currency = _currency(current, currency)
-    inputs: list[Block] = [_field_input(field, current, money_currency) for field in editable_fields]
+    stripe_limit = amount_limit_hint(approval)
+    inputs: list[Block] = [_field_input(field, current, money_currency, stripe_limit) for field in editable_fields]
     inputs.append(
         InputBlock(
             block_id=BlockId.NOTE,
@@ -94,7 +96,9 @@ def _currency(details: Mapping[str, Any], override: str | None) -> str:
     return (override or details.get("currency") or "usd").lower()
 
 
-def _field_input(field: EditableFieldLike, current: Mapping[str, Any], currency: str) -> InputBlock:
+def _field_input(
+    field: EditableFieldLike, current: Mapping[str, Any], currency: str, stripe_limit: str | None = None
+) -> InputBlock:
     value = layout.lookup(current, field.name)
     if field.kind == "amount":
         element = PlainTextInputElement(
@@ -104,7 +108,8 @@ def _field_input(field: EditableFieldLike, current: Mapping[str, Any], currency:
         )
         label = f"{field.label} ({currency.upper()})"
         capped = field.lower_only and isinstance(value, int)
-        hint = f"At most {format_money(value, currency)}." if capped else None
+        hint = " ".join(filter(None, [f"At most {format_money(value, currency)}." if capped else None,
+                                      stripe_limit])) or None
     elif field.kind == "quantity":
         element = PlainTextInputElement(
             action_id=field_action_id(field.name), initial_value=None if value is None else str(value)
