@@ -7,6 +7,7 @@ from api.connections.models import Connection
 from api.db import Base
 from api.outbox.models import Job, JobAttempt
 from api.stripe_webhooks.models import StripeEvent
+from bot.models import Claim, Digest, DigestItem  # Slack's own tables live with the adapter
 
-__all__ = ["Approval", "AuditEvent", "Base", "CallbackAttempt", "CallbackDelivery", "Connection", "Decision",
-           "Job", "JobAttempt", "StripeEvent"]
+__all__ = ["Approval", "AuditEvent", "Base", "CallbackAttempt", "CallbackDelivery", "Claim", "Connection",
+           "Decision", "Digest", "DigestItem", "Job", "JobAttempt", "StripeEvent"]

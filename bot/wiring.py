@@ -19,6 +19,10 @@ from bot import inbound
 from bot.app import Inflight, build_bolt_app, web_client
 from bot.approvers import ApproverDirectory
 from bot.blocks import AlertKind
+from bot.bulk import BulkApprover
+from bot.digest_render import DigestRenderer
+from bot.digests import RENDER, Digests
+from bot.escalation import Escalations
 from bot.notifier import ALERT, POST, REMIND, UPDATE, Notifier, enqueue_execution_update, post_key
 from bot.revisions import ASK_AGAIN, AskAgain
 
@@ -78,6 +82,7 @@ def install_slack(container: Any) -> None:
     notifier.register(container.registry)
     AskAgain(web_client(settings, interactive=False), container.authority).register(container.registry)
     container.effects.subscribe(subscriber(settings.alerts_channel))
+    install_reviewing_tools(container, directory)
     extras = container.extras
     extras.update(slack_app=app, slack_notifier=notifier, slack_inflight=inflight, slack_approvers=directory)
     extras.setdefault("on_close", []).append(inflight.idle)
@@ -90,6 +95,19 @@ def install_slack(container: Any) -> None:
         return
     secret = settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else ""
     extras.setdefault("routers", []).append(events_router(AsyncSlackRequestHandler(app), secret))
+
+
+def install_reviewing_tools(container: Any, directory: ApproverDirectory) -> None:
+    """Digests (in front of the post job), bulk approval and escalation."""
+    settings, registry, policy = container.settings, container.registry, container.authority.policy
+    digests = Digests(settings)
+    digests.wrap_posting(registry)
+    registry.register(RENDER, DigestRenderer(web_client(settings, interactive=False), settings, policy).run)
+    BulkApprover(web_client(settings, interactive=False), policy).register(registry)
+    escalations = Escalations(web_client(settings, interactive=False), settings, container.authority, directory)
+    escalations.register(registry)
+    container.effects.subscribe(digests.subscriber())
+    container.effects.subscribe(escalations.subscriber())
 
 
 def events_router(handler: AsyncSlackRequestHandler, signing_secret: str) -> APIRouter:

@@ -18,6 +18,7 @@ from api.approvals.schemas import approval_out
 from api.execution.gateway import StripeGatewayError
 from bot import render
 from bot.blocks import edit_modal, reject_modal
+from bot.claims import warn_if_claimed
 from bot.handlers import home
 from bot.handlers.common import (
     Deps,
@@ -39,7 +40,7 @@ from bot.ids import ActionId, ButtonRef
 log = logging.getLogger(__name__)
 
 
-async def _pending_for(deps: Deps, client: AsyncWebClient, body: dict[str, Any],
+async def pending_for(deps: Deps, client: AsyncWebClient, body: dict[str, Any],
                        verdict: str) -> tuple[render.Snapshot, ButtonRef] | None:
     """The clicked request when this person may act on it now; otherwise they have been told why."""
     try:
@@ -103,10 +104,12 @@ def register(app: Any, deps: Deps) -> None:
     @app.action(ActionId.APPROVE)
     async def approve(ack: Any, body: dict[str, Any], client: AsyncWebClient) -> None:
         await ack()
-        found = await _pending_for(deps, client, body, "approve")
+        found = await pending_for(deps, client, body, "approve")
         if found is None:
             return
         snapshot, ref = found
+        if await warn_if_claimed(deps.db, client, body, snapshot, "approve"):
+            return  # someone else is on it: they are told, and may still decide with "Approve anyway"
         try:
             result = await deps.container.decisions.decide(snapshot.id, actor_of(body), "approve",
                                                            revision=ref.version)
@@ -118,15 +121,17 @@ def register(app: Any, deps: Deps) -> None:
     @app.action(ActionId.REJECT)
     async def reject(ack: Any, body: dict[str, Any], client: AsyncWebClient) -> None:
         await ack()
-        found = await _pending_for(deps, client, body, "reject")
+        found = await pending_for(deps, client, body, "reject")
         if found is not None:
             snapshot, _ = found
+            if await warn_if_claimed(deps.db, client, body, snapshot, "reject"):
+                return
             await client.views_open(trigger_id=body["trigger_id"], view=reject_modal(snapshot.data, snapshot.revision))
 
     @app.action(ActionId.EDIT)
     async def edit(ack: Any, body: dict[str, Any], client: AsyncWebClient) -> None:
         await ack()
-        found = await _pending_for(deps, client, body, "approve")
+        found = await pending_for(deps, client, body, "approve")
         if found is None:
             return
         snapshot, _ = found
