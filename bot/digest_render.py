@@ -101,6 +101,17 @@ class DigestRenderer:
         if digest is None or (digest.ts is not None and digest.rendered_changes == digest.changes):
             return
         changes, generation = digest.changes, digest.generation + 1
+        if not await ctx.db.write(lambda session: _claim(session, digest.id, changes)):
+            return  # another render job (here or on another replica) is showing this change or a later one
+        try:
+            await self._render(ctx, digest, items, snapshots, changes, generation)
+        except BaseException:
+            # Let the job's retry (or the next change) render it: the claim is given back.
+            await ctx.db.write(lambda session: _release(session, digest.id, changes))
+            raise
+
+    async def _render(self, ctx: JobContext, digest: Digest, items: list[DigestItem],
+                      snapshots: list[render.Snapshot], changes: int, generation: int) -> None:
         pending = [s for s in snapshots if s.pending]
         async with ctx.db.read() as session:
             claims = (await session.execute(select(Claim.approval_id, Claim.user_id).where(
@@ -125,7 +136,7 @@ class DigestRenderer:
         shown = {s.id: s.revision for s in pending}
 
         async def store(session: AsyncSession) -> None:
-            values: dict[str, Any] = {"ts": ts, "rendered_changes": changes, "generation": generation}
+            values: dict[str, Any] = {"ts": ts, "generation": generation}
             if not pending:
                 values["open_key"] = None  # nothing waits: the group's next requests start afresh
             await session.execute(update(Digest).where(Digest.id == digest.id).values(**values)
@@ -156,6 +167,18 @@ class DigestRenderer:
         source = snapshots[0].connection_name if snapshots else digest.connection_id
         rule = f" (rule: {digest.rule})" if digest.rule else ""
         return f"{what} from {source}{rule}"
+
+
+async def _claim(session: AsyncSession, digest_id: str, changes: int) -> bool:
+    """Only one render shows a given change count: the one whose compare-and-set succeeds."""
+    result = await session.execute(update(Digest).where(Digest.id == digest_id, Digest.rendered_changes < changes)
+                                   .values(rendered_changes=changes).execution_options(synchronize_session=False))
+    return bool(result.rowcount)
+
+
+async def _release(session: AsyncSession, digest_id: str, changes: int) -> None:
+    await session.execute(update(Digest).where(Digest.id == digest_id, Digest.rendered_changes == changes)
+                          .values(rendered_changes=-1).execution_options(synchronize_session=False))
 
 
 def _large(snapshot: render.Snapshot) -> bool:

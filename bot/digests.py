@@ -12,7 +12,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -101,8 +101,15 @@ class Digests:
         return True
 
     async def _waiting(self, session: AsyncSession) -> int:
-        """Requests whose review message is still to be posted: a post job not yet done, not listed."""
-        return len(await _queued_posts(session, ("queued", "running")))
+        """Requests waiting for reviewers' eyes: a post job not yet done (and not listed in a digest),
+        plus those still pending in open digests. While digests are working the queue down, new
+        groups join digests too instead of posting one by one beside them."""
+        posts = len(await _queued_posts(session, ("queued", "running")))
+        in_digests = await session.scalar(
+            select(func.count()).select_from(DigestItem).join(Digest, Digest.id == DigestItem.digest_id)
+            .join(Approval, Approval.id == DigestItem.approval_id)
+            .where(Digest.open_key.is_not(None), Approval.status == "pending"))
+        return posts + int(in_digests or 0)
 
     async def _open(self, session: AsyncSession, row: Approval, key: str) -> str:
         now = session.info["clock"]()
