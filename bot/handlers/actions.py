@@ -40,7 +40,7 @@ from bot.ids import ActionId, ButtonRef
 log = logging.getLogger(__name__)
 
 
-async def pending_for(deps: Deps, client: AsyncWebClient, body: dict[str, Any],
+async def _pending_for(deps: Deps, client: AsyncWebClient, body: dict[str, Any],
                        verdict: str) -> tuple[render.Snapshot, ButtonRef] | None:
     """The clicked request when this person may act on it now; otherwise they have been told why."""
     try:
@@ -104,7 +104,7 @@ def register(app: Any, deps: Deps) -> None:
     @app.action(ActionId.APPROVE)
     async def approve(ack: Any, body: dict[str, Any], client: AsyncWebClient) -> None:
         await ack()
-        found = await pending_for(deps, client, body, "approve")
+        found = await _pending_for(deps, client, body, "approve")
         if found is None:
             return
         snapshot, ref = found
@@ -121,7 +121,7 @@ def register(app: Any, deps: Deps) -> None:
     @app.action(ActionId.REJECT)
     async def reject(ack: Any, body: dict[str, Any], client: AsyncWebClient) -> None:
         await ack()
-        found = await pending_for(deps, client, body, "reject")
+        found = await _pending_for(deps, client, body, "reject")
         if found is not None:
             snapshot, _ = found
             if await warn_if_claimed(deps.db, client, body, snapshot, "reject"):
@@ -131,7 +131,7 @@ def register(app: Any, deps: Deps) -> None:
     @app.action(ActionId.EDIT)
     async def edit(ack: Any, body: dict[str, Any], client: AsyncWebClient) -> None:
         await ack()
-        found = await pending_for(deps, client, body, "approve")
+        found = await _pending_for(deps, client, body, "approve")
         if found is None:
             return
         snapshot, _ = found

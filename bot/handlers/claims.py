@@ -9,7 +9,8 @@ from bot import render
 from bot.blocks import reject_modal
 from bot.claims import claim
 from bot.digests import digest_of, mark_changed
-from bot.handlers.actions import answer, pending_for
+from bot.handlers.actions import _pending_for as pending_for
+from bot.handlers.actions import answer
 from bot.handlers.common import Deps, actor_of, authorised, button_ref, refusal_text, tell
 from bot.ids import ActionId
 
