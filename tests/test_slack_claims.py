@@ -6,7 +6,6 @@ from tests.digest_helpers import click_item, digests, refund, shown
 from tests.slack_helpers import (
     APPROVER,
     GROUP_MEMBER,
-    PAYOUT,
     REVIEW,
     STRANGER,
     block_actions,
@@ -88,17 +87,3 @@ async def test_a_second_reviewer_is_warned_before_rejecting_a_claimed_request(sl
     payload = block_actions(action_id, value, block_id, user=APPROVER, channel=REVIEW, message_ts=digest.ts)
     await slack.send(interactivity_body(payload))
     assert slack.last_view()["callback_id"] == "reject_modal"
-
-
-async def test_a_claim_on_a_request_with_its_own_message_is_told_in_its_thread(slack):
-    created = await slack.request(PAYOUT)
-    await slack.settle()
-    channel, ts = await slack.location(created["approvalId"])
-    from bot.ids import ButtonRef, review_actions_block_id
-
-    value = ButtonRef(approval_id=created["approvalId"], version=1).dumps()
-    payload = block_actions("claim", value, review_actions_block_id(created["approvalId"]), user=APPROVER,
-                            channel=channel, message_ts=ts)
-    await slack.send(interactivity_body(payload))
-    replies = [m for m in slack.fake.messages_in(REVIEW) if m.get("thread_ts") == ts]
-    assert any(f"<@{APPROVER}> is reviewing" in m["text"] for m in replies)
