@@ -5,6 +5,7 @@ from datetime import UTC, datetime
 
 import pytest
 
+from api.policy import PolicyError, parse_policy
 from api.policy.reviewing import BusinessHours
 from tests.digest_helpers import digests, refund
 from tests.slack_helpers import APPROVER, GROUP, GROUP_MEMBER, PAYOUT, REVIEW, slack_harness
@@ -77,8 +78,8 @@ async def test_an_item_of_a_digest_is_escalated_in_the_digests_thread(make_setti
 
 async def test_escalations_wait_for_business_hours(make_settings, clock, tmp_path):
     clock.now = datetime(2026, 11, 28, 20, 0, tzinfo=UTC)  # a Saturday evening
-    policy = ESCALATING + "  expires_in: 3d\n  business_hours: {timezone: Europe/London, days: [mon, tue, wed, thu, fri], " \
-                          "start: '09:00', end: '17:00'}\n"
+    policy = ESCALATING + ("  expires_in: 3d\n  business_hours: {timezone: Europe/London, "
+                           "days: [mon, tue, wed, thu, fri], start: '09:00', end: '17:00'}\n")
     async with slack_harness(make_settings, clock, policy_file=_policy(tmp_path, policy)) as slack:
         created = await slack.request(PAYOUT)
         await slack.settle()
@@ -106,3 +107,14 @@ def test_business_hours_refuse_an_unknown_zone_and_a_backwards_day():
         BusinessHours(timezone="Mars/Olympus")
     with pytest.raises(ValueError, match="later than start"):
         BusinessHours(start="17:00", end="09:00")
+
+
+@pytest.mark.parametrize(("text", "problem"), [
+    ("rules:\n  - name: a\n    actions: [issue_refund]\n    decision: approve\n    escalate_after: 30m\n",
+     "only a review rule takes `escalate_after`"),
+    ("defaults:\n  business_hours: {timezone: Nope/Zone}\n", "unknown time zone"),
+    ("defaults:\n  escalate_to: [finance-leads]\n", "escalate_to"),
+])
+def test_the_policy_refuses_escalation_settings_that_cannot_work(text, problem):
+    with pytest.raises(PolicyError, match=problem):
+        parse_policy(text.encode())
