@@ -17,9 +17,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.approvals.models import Approval
 from api.config import Settings
+from api.db import Database
 from api.money import format_money
 from api.outbox.registry import JobContext
 from api.policy import Policy
+from api.policy.models import Rule
 from api.policy.reviewing import DEFAULT_BULK_CEILING, MONEY_ACTIONS
 from bot import render
 from bot.blocks.digest import BulkOffer, DigestItemView, DigestView, digest_message
@@ -42,7 +44,7 @@ def age_text(created: datetime, now: datetime) -> str:
     return f"{hours} h" if hours < 48 else f"{hours // 24} days"
 
 
-def rule_of(policy: Policy, name: str | None) -> Any:
+def rule_of(policy: Policy, name: str | None) -> Rule | None:
     """The policy rule a request was reviewed under (by name), or None."""
     for compiled in policy.rules:
         if name is not None and compiled.rule.name == name:
@@ -56,7 +58,7 @@ def bulk_covers(policy: Policy, action: str, rule_name: str | None, items: Seque
     movements above the rule's ceiling (or the default one) and whole refunds with no amount stay
     out: they are approved one by one."""
     rule = rule_of(policy, rule_name)
-    if rule is None or not getattr(rule, "bulk", False):
+    if rule is None or not rule.bulk:
         return None
     if action not in MONEY_ACTIONS:
         return [s for s in items if s.pending]
@@ -80,7 +82,7 @@ def total_text(items: Sequence[render.Snapshot]) -> str:
     return " + ".join(format_money(amount, currency) for currency, amount in sorted(totals.items()))
 
 
-async def load_items(ctx_db: Any, digest_id: str) -> tuple[Digest | None, list[DigestItem], list[render.Snapshot]]:
+async def load_items(ctx_db: Database, digest_id: str) -> tuple[Digest | None, list[DigestItem], list[render.Snapshot]]:
     async with ctx_db.read() as session:
         digest = await session.get(Digest, digest_id)
         items = list((await session.scalars(select(DigestItem).where(DigestItem.digest_id == digest_id))).all())
