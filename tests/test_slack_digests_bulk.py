@@ -5,8 +5,18 @@ from pathlib import Path
 
 import pytest
 
+from bot.ids import field_block_id, review_actions_block_id
 from tests.digest_helpers import BULK, block_button, click_block, click_item, digests, listed_ids, refund, shown
-from tests.slack_helpers import APPROVER, GROUP_MEMBER, REVIEW, STRANGER, slack_harness
+from tests.home_helpers import click_home, open_home
+from tests.slack_helpers import (
+    APPROVER,
+    GROUP_MEMBER,
+    REVIEW,
+    STRANGER,
+    select_input,
+    slack_harness,
+    text_input,
+)
 from tests.test_policy_cli import cheqpoint
 
 BULK_POLICY = """
@@ -119,3 +129,34 @@ def test_policy_check_refuses_bulk_on_large_money_movements(tmp_path, rule, acce
     assert (result.returncode == 0) is accepted, result.stdout + result.stderr
     if not accepted:
         assert "bulk" in result.stdout + result.stderr
+
+
+async def test_a_stale_bulk_click_leaves_a_request_edited_since_and_each_item_keeps_its_quorum(make_settings, clock,
+                                                                                             tmp_path):
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(BULK_POLICY + "    required_approvals: 2\n")
+    async with slack_harness(make_settings, clock, slack_digest_threshold=2, policy_file=policy) as slack:
+        refunds = [await slack.request(refund(n)) for n in range(4)]
+        await slack.settle()
+        (digest,) = await digests(slack)
+        seen = copy.deepcopy(slack.fake.message(REVIEW, digest.ts))
+        edited = refunds[0]["approvalId"]
+
+        # Another approver edits one request from App Home: a new revision, with their vote on it.
+        home = await open_home(slack, GROUP_MEMBER)
+        await click_home(slack, home, GROUP_MEMBER, review_actions_block_id(edited), "edit")
+        await slack.submit(slack.last_view(), {field_block_id("amount_cents"): {"amount": text_input("10.00")},
+                                               field_block_id("reason"): {"reason": select_input("duplicate")}},
+                           user=GROUP_MEMBER)
+        await slack.settle()
+        assert (await slack.approval(edited))["revision"] == 2
+
+        await click_block(slack, digest, seen, BULK, "approve_all")
+        await slack.submit(slack.last_view(), {})
+        await slack.settle()
+        after = await slack.approval(edited)
+        assert [a["by"]["id"] for a in after["approvals"]] == [GROUP_MEMBER]  # not approved unseen by APPROVER
+        for other in refunds[1:]:
+            state = await slack.approval(other["approvalId"])
+            # One vote each, by the person who clicked: quorum 2 still needs a second approver.
+            assert state["status"] == "pending" and [a["by"]["id"] for a in state["approvals"]] == [APPROVER]
