@@ -53,6 +53,8 @@ class Settings(BaseSettings):
     url: str = Field("http://127.0.0.1:8000", validation_alias=_alias("CHEQPOINT_URL"))
     connection_key: SecretStr | None = Field(None, validation_alias=_alias("CHEQPOINT_CONNECTION_KEY"))
     callback_allow_private: bool = Field(False, validation_alias=_alias("CHEQPOINT_CALLBACK_ALLOW_PRIVATE"))
+    # More requests than this waiting to be shown in the review channel: they are grouped into digests.
+    slack_digest_threshold: int = Field(10, ge=1, validation_alias=_alias("CHEQPOINT_SLACK_DIGEST_THRESHOLD"))
 
     # How often the worker looks for due jobs when nothing in this process woke it.
     worker_poll_seconds: float = Field(0.5, validation_alias=_alias("CHEQPOINT_WORKER_POLL_SECONDS"))

@@ -8,6 +8,7 @@ from api.db import Base
 from api.limits.models import Hold
 from api.outbox.models import Job, JobAttempt
 from api.stripe_webhooks.models import StripeEvent
+from bot.models import Claim, Digest, DigestItem  # Slack's own tables live with the adapter
 
-__all__ = ["Approval", "AuditEvent", "Base", "CallbackAttempt", "CallbackDelivery", "Connection", "Decision",
-           "Hold", "Job", "JobAttempt", "StripeEvent"]
+__all__ = ["Approval", "AuditEvent", "Base", "CallbackAttempt", "CallbackDelivery", "Claim", "Connection",
+           "Decision", "Digest", "DigestItem", "Hold", "Job", "JobAttempt", "StripeEvent"]

@@ -17,7 +17,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from api.config import Settings
 from bot.approvers import ApproverDirectory
-from bot.handlers import actions, home, views
+from bot.handlers import actions, bulk, claims, home, views
 from bot.handlers.common import Deps
 
 log = logging.getLogger(__name__)
@@ -114,6 +114,8 @@ def build_bolt_app(container: Any, *, client: AsyncWebClient | None = None,
     actions.register(registrar, deps)
     views.register(registrar, deps)
     home.register(registrar, deps)
+    bulk.register(registrar, deps)
+    claims.register(registrar, deps)
 
     @app.error
     async def on_error(error: Exception, body: dict[str, Any]) -> None:

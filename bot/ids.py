@@ -16,11 +16,23 @@ class ActionId(StrEnum):
     NOTE = "note"
     # CONTRACT §7: the edit modal's amount input is called `amount`, whatever the field is named.
     AMOUNT = "amount"
+    # Digests, claims and the App Home queue.
+    DETAILS = "details"
+    CLAIM = "claim"
+    APPROVE_ALL = "approve_all"
+    APPROVE_ANYWAY = "approve_anyway"
+    REJECT_ANYWAY = "reject_anyway"
+    DIGEST_PAGE = "digest_page"
+    HOME_PAGE = "home_page"
+    HOME_CONNECTION = "home_connection"
+    HOME_ACTION = "home_action"
 
 
 class CallbackId(StrEnum):
     REJECT_MODAL = "reject_modal"
     EDIT_MODAL = "edit_modal"
+    BULK_MODAL = "bulk_modal"
+    DETAILS_MODAL = "details_modal"
 
 
 class BlockId(StrEnum):
@@ -72,3 +84,26 @@ class ButtonRef(BaseModel):
             return cls.model_validate_json(raw)
         except ValidationError as exc:
             raise ValueError(f"not a Cheqpoint button reference: {raw[:80]!r}") from exc
+
+
+class DigestRef(BaseModel):
+    """What a digest's bulk and page buttons (and the bulk modal's metadata) point at: the digest
+    and the render the person saw, so a stale "Approve all" decides only what that render showed."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    digest_id: str = Field(min_length=1, max_length=40)
+    generation: int = Field(ge=0)
+    page: int = Field(default=0, ge=0)
+
+    def dumps(self) -> str:
+        return self.model_dump_json()
+
+    @classmethod
+    def loads(cls, raw: str | None) -> "DigestRef":
+        if not isinstance(raw, str | bytes):
+            raise ValueError("digest reference is missing")
+        try:
+            return cls.model_validate_json(raw)
+        except ValidationError as exc:
+            raise ValueError(f"not a Cheqpoint digest reference: {raw[:80]!r}") from exc

@@ -11,6 +11,7 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from slack_bolt.adapter.fastapi.async_handler import AsyncSlackRequestHandler
 from slack_bolt.adapter.socket_mode.aiohttp import AsyncSocketModeHandler
+from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.approvals.models import Approval
@@ -19,6 +20,10 @@ from bot import inbound
 from bot.app import Inflight, build_bolt_app, web_client
 from bot.approvers import ApproverDirectory
 from bot.blocks import AlertKind
+from bot.bulk import BulkApprover
+from bot.digest_render import DigestRenderer
+from bot.digests import RENDER, Digests
+from bot.escalation import Escalations
 from bot.notifier import ALERT, POST, REMIND, UPDATE, Notifier, enqueue_execution_update, post_key
 from bot.revisions import ASK_AGAIN, AskAgain
 
@@ -79,6 +84,7 @@ def install_slack(container: Any) -> None:
     notifier.register(container.registry)
     AskAgain(web_client(settings, interactive=False), container.authority).register(container.registry)
     container.effects.subscribe(subscriber(settings.alerts_channel))
+    install_reviewing_tools(container, directory, web_client(settings, interactive=False))
     extras = container.extras
     extras.update(slack_app=app, slack_notifier=notifier, slack_inflight=inflight, slack_approvers=directory)
     extras.setdefault("on_close", []).append(inflight.idle)
@@ -91,6 +97,19 @@ def install_slack(container: Any) -> None:
         return
     secret = settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else ""
     extras.setdefault("routers", []).append(events_router(AsyncSlackRequestHandler(app), secret))
+
+
+def install_reviewing_tools(container: Any, directory: ApproverDirectory, client: AsyncWebClient) -> None:
+    """Digests (in front of the post job), bulk approval and escalation; `client` is the outbox's."""
+    settings, registry, policy = container.settings, container.registry, container.authority.policy
+    digests = Digests(settings)
+    digests.wrap_posting(registry)
+    registry.register(RENDER, DigestRenderer(client, settings, policy).run)
+    BulkApprover(client, policy).register(registry)
+    escalations = Escalations(client, settings, container.authority, directory)
+    escalations.register(registry)
+    container.effects.subscribe(digests.subscriber())
+    container.effects.subscribe(escalations.subscriber())
 
 
 def events_router(handler: AsyncSlackRequestHandler, signing_secret: str) -> APIRouter:

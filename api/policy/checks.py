@@ -11,10 +11,12 @@ from api.policy.catalogue import ALL_DETAILS_FIELDS, CATALOGUE_ACTIONS, DETAILS_
 from api.policy.conditions import Condition, ConditionSyntaxError, compile_condition
 from api.policy.models import PolicyFile, Rule
 from api.policy.references import check_references
+from api.policy.reviewing import DEFAULT_BULK_CEILING, MONEY_ACTIONS, condition_amount_bound
 
 Path = tuple[str | int, ...]
 
-_REVIEW_ONLY = ("approvers", "required_approvals", "expires_in")
+_REVIEW_ONLY = ("approvers", "required_approvals", "expires_in", "bulk_ceiling", "escalate_after", "escalate_to",
+                "business_hours")
 
 
 @dataclass
@@ -72,10 +74,28 @@ def _check_rule(rule: Rule, index: int, policy: PolicyFile, result: CheckResult)
             if getattr(rule, name) is not None:
                 problems.append(((*here, name), f"only a review rule takes `{name}` "
                                                 f"(this rule decides {rule.decision!r} itself)"))
+    if rule.bulk:
+        _check_bulk(rule, here, problems)
     if rule.expires_in is not None and rule.expires_in > policy.defaults.max_expires_in:
         problems.append(((*here, "expires_in"), "is longer than defaults.max_expires_in"))
     if rule.when is not None:
         _check_condition(rule, index, result)
+
+
+def _check_bulk(rule: Rule, here: Path, problems: list[tuple[Path, str]]) -> None:
+    """`bulk: true` lets one click approve a whole group: never a group of large money movements."""
+    if rule.decision != "review":
+        problems.append(((*here, "bulk"), f"only a review rule takes `bulk` (this rule decides "
+                                          f"{rule.decision!r} itself)"))
+        return
+    moves_money = rule.actions is None or bool(MONEY_ACTIONS.intersection(rule.actions))
+    if not moves_money or rule.bulk_ceiling is not None:
+        return
+    bound = condition_amount_bound(rule.when)
+    if bound is None or bound > DEFAULT_BULK_CEILING:
+        problems.append(((*here, "bulk"), f"`bulk: true` on an action that moves money needs `when` to hold "
+                                          f"`details.amount_cents <= N` with N at most {DEFAULT_BULK_CEILING} "
+                                          f"(the default bulk ceiling), or a `bulk_ceiling` of its own"))
 
 
 def _details_fields(actions: list[str] | None) -> Collection[str] | None:

@@ -18,6 +18,7 @@ from api.approvals.schemas import approval_out
 from api.execution.gateway import StripeGatewayError
 from bot import render
 from bot.blocks import edit_modal, reject_modal
+from bot.claims import warn_if_claimed
 from bot.handlers import home
 from bot.handlers.common import (
     Deps,
@@ -107,6 +108,8 @@ def register(app: Any, deps: Deps) -> None:
         if found is None:
             return
         snapshot, ref = found
+        if await warn_if_claimed(deps.db, client, body, snapshot, "approve"):
+            return  # someone else is on it: they are told, and may still decide with "Approve anyway"
         try:
             result = await deps.container.decisions.decide(snapshot.id, actor_of(body), "approve",
                                                            revision=ref.version)
@@ -121,6 +124,8 @@ def register(app: Any, deps: Deps) -> None:
         found = await _pending_for(deps, client, body, "reject")
         if found is not None:
             snapshot, _ = found
+            if await warn_if_claimed(deps.db, client, body, snapshot, "reject"):
+                return
             await client.views_open(trigger_id=body["trigger_id"], view=reject_modal(snapshot.data, snapshot.revision))
 
     @app.action(ActionId.EDIT)

@@ -1,0 +1,151 @@
+"""Digests: when the review channel's queue is deep, requests are grouped (same Connection,
+action and rule) into one message each group instead of one message each request.
+
+The grouping happens in the post job: before a request gets its own message, `absorb` looks at
+how many requests are waiting to be shown. Above `CHEQPOINT_SLACK_DIGEST_THRESHOLD`, the request
+and every other waiting one of its group join the group's open digest (opened now when there is
+none); later ones of that group join it too while it stays open. A digest closes when nothing in
+it is waiting. Only one digest per group can be open (a unique key), on every replica at once.
+"""
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from api.approvals.models import Approval
+from api.config import Settings
+from api.ids import new_id
+from api.outbox.models import Job
+from api.outbox.registry import JobContext, JobRegistry
+from api.outbox.service import enqueue
+from bot.models import Digest, DigestItem
+
+log = logging.getLogger(__name__)
+
+RENDER = "slack.digest_render"
+POST_KIND = "slack.post_request"  # bot.notifier.POST: the job whose requests may join a digest
+PostHandler = Callable[[JobContext, dict[str, Any]], Awaitable[None]]
+
+
+def group_key(row: Approval) -> str:
+    return f"{row.connection_id}|{row.action}|{row.rule or ''}"
+
+
+def _insert(session: AsyncSession) -> Any:
+    return pg_insert if session.bind.dialect.name == "postgresql" else sqlite_insert
+
+
+async def mark_changed(session: AsyncSession, digest_id: str) -> None:
+    """Something in the digest changed: count it and ask for a render (renders skip when current)."""
+    await session.execute(update(Digest).where(Digest.id == digest_id)
+                          .values(changes=Digest.changes + 1).execution_options(synchronize_session=False))
+    await enqueue(session, RENDER, {"digest_id": digest_id})
+
+
+async def digest_of(session: AsyncSession, approval_id: str) -> str | None:
+    return await session.scalar(select(DigestItem.digest_id).where(DigestItem.approval_id == approval_id))
+
+
+class Digests:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    def wrap_posting(self, registry: JobRegistry) -> None:
+        """Put `absorb` in front of the post job already registered (bot.notifier's)."""
+        kind = registry.get(POST_KIND)
+        if kind is None:
+            return
+        post = kind.handler
+
+        async def post_or_digest(ctx: JobContext, payload: dict[str, Any]) -> None:
+            if not await self.absorb(ctx, payload["approval_id"]):
+                await post(ctx, payload)
+
+        registry.register(POST_KIND, post_or_digest, backoff=kind.backoff)
+
+    def subscriber(self) -> Callable[[AsyncSession, Approval, str], Awaitable[None]]:
+        """A decided, revised or voted-on request refreshes the digest listing it (in its transaction)."""
+
+        async def on_event(session: AsyncSession, approval: Approval, event: str) -> None:
+            if event == "created":
+                return
+            digest_id = await digest_of(session, approval.id)
+            if digest_id is not None:
+                await mark_changed(session, digest_id)
+
+        return on_event
+
+    async def absorb(self, ctx: JobContext, approval_id: str) -> bool:
+        """True when the request is (now) listed in a digest rather than posted on its own."""
+        return bool(await ctx.db.write(lambda session: self._absorb(session, approval_id)))
+
+    async def _absorb(self, session: AsyncSession, approval_id: str) -> bool:
+        row = await session.get(Approval, approval_id)
+        if row is None or row.status != "pending" or row.slack_ts is not None:
+            return False
+        if await digest_of(session, approval_id) is not None:
+            return True  # listed already (a repeated job, or a digest took it with its group)
+        key = group_key(row)
+        digest_id = await session.scalar(select(Digest.id).where(Digest.open_key == key))
+        if digest_id is None:
+            if await self._waiting(session) <= self.settings.slack_digest_threshold:
+                return False
+            digest_id = await self._open(session, row, key)
+        await self._add_group(session, digest_id, row, key)
+        await mark_changed(session, digest_id)
+        return True
+
+    async def _waiting(self, session: AsyncSession) -> int:
+        """Requests waiting for reviewers' eyes: a post job not yet done (and not listed in a digest),
+        plus those still pending in open digests. While digests are working the queue down, new
+        groups join digests too instead of posting one by one beside them."""
+        posts = len(await _queued_posts(session, ("queued", "running")))
+        in_digests = await session.scalar(
+            select(func.count()).select_from(DigestItem).join(Digest, Digest.id == DigestItem.digest_id)
+            .join(Approval, Approval.id == DigestItem.approval_id)
+            .where(Digest.open_key.is_not(None), Approval.status == "pending"))
+        return posts + int(in_digests or 0)
+
+    async def _open(self, session: AsyncSession, row: Approval, key: str) -> str:
+        now = session.info["clock"]()
+        values = {"id": new_id("dgs"), "group_key": key, "open_key": key, "channel": self.settings.review_channel or "",
+                  "connection_id": row.connection_id, "action": row.action, "rule": row.rule, "page": 0,
+                  "changes": 0, "rendered_changes": -1, "generation": 0, "created_at": now}
+        await session.execute(_insert(session)(Digest).values(**values).on_conflict_do_nothing(
+            index_elements=["open_key"]))
+        digest_id = await session.scalar(select(Digest.id).where(Digest.open_key == key))
+        assert digest_id is not None
+        log.info("Slack: the review queue is deep; requests of %s/%s now join digest %s",
+                 row.connection_id, row.action, digest_id)
+        return digest_id
+
+    async def _add_group(self, session: AsyncSession, digest_id: str, row: Approval, key: str) -> None:
+        """This request and every other of its group still waiting for its own message."""
+        connection_id, action, rule = row.connection_id, row.action, row.rule
+        candidates = [row.id]
+        rule_match = Approval.rule.is_(None) if rule is None else Approval.rule == rule
+        others = await session.scalars(select(Approval.id).where(
+            Approval.connection_id == connection_id, Approval.action == action, rule_match,
+            Approval.status == "pending", Approval.slack_ts.is_(None), Approval.id != row.id))
+        queued = await _queued_posts(session, ("queued",))
+        candidates += [other for other in others.all() if other in queued]
+        now = session.info["clock"]()
+        for approval_id in candidates:
+            await session.execute(_insert(session)(DigestItem).values(
+                digest_id=digest_id, approval_id=approval_id, added_at=now).on_conflict_do_nothing(
+                index_elements=["approval_id"]))
+
+
+async def _queued_posts(session: AsyncSession, statuses: tuple[str, ...]) -> set[str]:
+    """The requests with a post job in these states that no digest lists yet."""
+    payloads = await session.scalars(select(Job.payload).where(Job.kind == POST_KIND, Job.status.in_(statuses)))
+    ids = {p.get("approval_id") for p in payloads.all() if isinstance(p, dict) and p.get("approval_id")}
+    if not ids:
+        return set()
+    listed = await session.scalars(select(DigestItem.approval_id).where(DigestItem.approval_id.in_(ids)))
+    return ids - set(listed.all())
