@@ -102,8 +102,14 @@ def test_connections_over_the_concurrency_limit_get_503(database_url, tmp_path: 
         holders = [threading.Thread(target=hold, daemon=True) for _ in range(2)]
         for thread in holders:
             thread.start()
+        def refused() -> bool:
+            try:
+                return httpx.get(f"{url}/healthz", timeout=5).status_code == 503
+            except httpx.TransportError:
+                return False  # a loaded machine may drop one probe; the next one decides
+
         # Once both holds are in, anything more is refused at once (not queued behind them).
-        wait_for(lambda: httpx.get(f"{url}/healthz", timeout=5).status_code == 503, what="the limit to bite")
+        wait_for(refused, what="the limit to bite")
         assert process.stop() == 0  # the holds are answered and the server stops
         for thread in holders:
             thread.join(timeout=10)
