@@ -53,6 +53,7 @@ class ConsoleHarness:
     container: Container
     http: httpx.AsyncClient  # the console's browser: keeps cookies
     auth: dict[str, str]
+    secret: str  # the Connection's webhook secret, for callback receivers
 
     async def request(self, body: dict[str, Any]) -> dict[str, Any]:
         response = await self.http.post("/v1/approvals", json=body, headers=self.auth)
@@ -131,4 +132,5 @@ async def console_harness(make_settings: Callable[..., Any], clock: Any,
             transport = httpx.ASGITransport(app=app)
             async with httpx.AsyncClient(transport=transport, base_url=CONSOLE_URL) as http:
                 created = await container.db.write(lambda session: connections.create(session, "support-agent"))
-                yield ConsoleHarness(fake, openid, container, http, {"Authorization": f"Bearer {created.key}"})
+                yield ConsoleHarness(fake, openid, container, http, {"Authorization": f"Bearer {created.key}"},
+                                     created.connection.webhook_secret)
