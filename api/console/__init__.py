@@ -5,7 +5,7 @@ from typing import TYPE_CHECKING
 
 from fastapi import APIRouter
 
-from api.console import routes_auth, routes_read, routes_write
+from api.console import routes_admin, routes_auth, routes_read, routes_write
 from api.console.context import Console
 
 if TYPE_CHECKING:
@@ -18,6 +18,7 @@ def console_router(container: "Container") -> APIRouter:
     routes_auth.register(router, console)
     routes_read.register(router, console)
     routes_write.register(router, console)
+    routes_admin.register(router, console)
     return router
 
 
