@@ -61,11 +61,12 @@ async def test_health_lists_parked_jobs_and_requeue_runs_them_again(make_setting
         health = await h.http.get("/console/health")
         assert health.status_code == 200 and "slack.post" in health.text and apr in health.text
         job_id = health.text.split('action="/console/jobs/')[1].split("/requeue")[0]
-        requeued = await h.http.post(f"/console/jobs/{job_id}/requeue", data={"csrf": hidden_fields(health.text)["csrf"]})
+        token = hidden_fields(health.text)["csrf"]
+        requeued = await h.http.post(f"/console/jobs/{job_id}/requeue", data={"csrf": token})
         assert requeued.status_code == 303
         await h.settle()
         assert h.fake.messages_in(h.fake.REVIEW_CHANNEL), "the review message was posted on the second run"
         after = await h.http.get("/console/health")
         assert "No parked jobs." in after.text
-        twice = await h.http.post(f"/console/jobs/{job_id}/requeue", data={"csrf": hidden_fields(health.text)["csrf"]})
+        twice = await h.http.post(f"/console/jobs/{job_id}/requeue", data={"csrf": token})
         assert twice.status_code == 409
