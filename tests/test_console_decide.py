@@ -156,3 +156,18 @@ async def test_unknown_or_malformed_request_ids_are_not_found(make_settings: Cal
         answer = await h.http.post("/console/requests/apr_doesnotexist/decide",
                                    data={"csrf": hidden["csrf"], "revision": "1", "verdict": "approve"})
         assert answer.status_code == 404
+
+
+async def test_a_body_that_is_not_a_form_changes_nothing(make_settings: Callable[..., Any], clock: Any) -> None:
+    async with console_harness(make_settings, clock) as h:
+        apr = (await h.request({**REFUND, "execute": False}))["approvalId"]
+        await h.sign_in(APPROVER)
+        _, hidden = await h.page(f"/console/requests/{apr}")
+        fields = {"csrf": hidden["csrf"], "revision": "1", "verdict": "approve"}
+        as_json = await h.http.post(f"/console/requests/{apr}/decide", json=fields)
+        as_multipart = await h.http.post(f"/console/requests/{apr}/decide", data=fields, files={"f": b"x"})
+        not_utf8 = await h.http.post(f"/console/requests/{apr}/decide", content=b"csrf=\xff\xfe",
+                                     headers={"Content-Type": "application/x-www-form-urlencoded"})
+        for answer in (as_json, as_multipart, not_utf8):
+            assert answer.status_code == 400 and "could not be read" in answer.text
+        assert (await h.approval(apr))["status"] == "pending"

@@ -1,13 +1,15 @@
 """Every console page and form passes here: a valid session of our workspace, a role, and for forms
 the CSRF token of that session."""
 
-from urllib.parse import urlencode
+from urllib.parse import parse_qsl, urlencode
 
 from fastapi import Request
 from fastapi.responses import Response
 
 from api.console.context import Console, Viewer
 from api.console.pages import page
+
+MAX_FIELDS = 100
 
 
 def sign_in_page(request: Request, *, status: int = 401, message: str | None = None) -> Response:
@@ -32,6 +34,23 @@ async def reader(console: Console, request: Request) -> Viewer | Response:
     return viewer
 
 
+async def read_form(request: Request) -> dict[str, str] | None:
+    """A browser form's fields (application/x-www-form-urlencoded, the only kind the console sends);
+    the first value of each name. None for any other body. The body's size is already capped."""
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type != "application/x-www-form-urlencoded":
+        return None
+    try:
+        pairs = parse_qsl((await request.body()).decode("utf-8"), keep_blank_values=True, strict_parsing=False,
+                          max_num_fields=MAX_FIELDS)
+    except (UnicodeDecodeError, ValueError):
+        return None
+    form: dict[str, str] = {}
+    for name, value in pairs:
+        form.setdefault(name, value)
+    return form
+
+
 async def form_sender(console: Console, request: Request) -> tuple[Viewer, dict[str, str]] | Response:
     """A form post from a signed-in person whose CSRF token matches their session."""
     session = await console.session(request)
@@ -40,11 +59,9 @@ async def form_sender(console: Console, request: Request) -> tuple[Viewer, dict[
         # or, worse, replayed after a sign-in the person did not mean to make.
         return sign_in_page(request, status=403, message="Your session has ended; sign in again and "
                                                          "repeat what you were doing. Nothing was recorded.")
-    try:
-        raw = await request.form()
-    except Exception:  # a body that is not a form
+    form = await read_form(request)
+    if form is None:
         return refused_page(session.name, "That form could not be read; nothing was recorded.", status=400)
-    form = {key: value for key, value in raw.items() if isinstance(value, str)}
     if not session.csrf_matches(form.get("csrf")):
         return refused_page(session.name, "This form was not sent from a page of this console (its security "
                                           "token is missing or wrong); nothing was recorded. Reload the page "
