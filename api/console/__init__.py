@@ -5,7 +5,7 @@ from typing import TYPE_CHECKING
 
 from fastapi import APIRouter
 
-from api.console import routes_admin, routes_auth, routes_read, routes_write
+from api.console import routes_admin, routes_auth, routes_policy, routes_read, routes_write
 from api.console.context import Console
 
 if TYPE_CHECKING:
@@ -19,6 +19,7 @@ def console_router(container: "Container") -> APIRouter:
     routes_read.register(router, console)
     routes_write.register(router, console)
     routes_admin.register(router, console)
+    routes_policy.register(router, console)
     return router
 
 
