@@ -132,7 +132,8 @@ async def test_a_member_of_another_workspace_is_refused(make_settings: Callable[
 async def test_an_off_site_redirect_is_refused(make_settings: Callable[..., Any], clock: Any) -> None:
     async with console_harness(make_settings, clock) as h:
         for target in ("https://evil.example/console", "//evil.example/console", "/\\evil.example",
-                       "/v1/approvals", "javascript:alert(1)", "/console\r\nSet-Cookie: x=1"):
+                       "/v1/approvals", "/console/../v1/approvals", "javascript:alert(1)",
+                       "/console\r\nSet-Cookie: x=1"):
             answer = await h.http.get("/console/login", params={"next": target})
             assert answer.status_code == 400, target
             assert "another site" in answer.text and "location" not in answer.headers

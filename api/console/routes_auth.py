@@ -1,6 +1,7 @@
 """Sign in with Slack, and sign out."""
 
 import hmac
+import logging
 
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
@@ -10,6 +11,8 @@ from api.console.gate import form_sender, refused_page
 from api.console.oidc import SignInFailed
 from api.console.pages import secure
 from api.console.sessions import SESSION_COOKIE, SESSION_HOURS, SIGN_IN_MINUTES, STATE_COOKIE, safe_next
+
+log = logging.getLogger(__name__)
 
 
 def register(router: APIRouter, console: Console) -> None:
@@ -50,17 +53,20 @@ def register(router: APIRouter, console: Console) -> None:
                 raise SignInFailed("You signed in to another Slack workspace; only members of this "
                                    "deployment's workspace may use the console.", status=403)
         except SignInFailed as failure:
+            log.info("console sign-in refused (%s): %s", failure.status, failure.reason)
             response = refused_page(None, failure.reason, status=failure.status)
             response.delete_cookie(STATE_COOKIE, path="/console")
             return response
         session, cookie = cookies.new_session(identity.user_id, identity.team_id, identity.name)
         viewer = await console.viewer(session)
         if viewer is None:
+            log.info("console sign-in refused: %s is neither an approver nor a viewer", identity.user_id)
             response = refused_page(identity.name, "You are a member of the workspace, but neither an approver "
                                                    "nor listed in CHEQPOINT_VIEWERS, so the console is closed "
                                                    "to you.")
             response.delete_cookie(STATE_COOKIE, path="/console")
             return response
+        log.info("console: %s signed in as %s", identity.user_id, viewer.person.role)
         response = RedirectResponse(sign_in.next, status_code=303)  # checked by safe_next when it was stored
         response.set_cookie(SESSION_COOKIE, cookie, **cookies.options(SESSION_HOURS * 3600))
         response.delete_cookie(STATE_COOKIE, path="/console")

@@ -99,6 +99,6 @@ def safe_next(target: str | None) -> str | None:
     parts = urlsplit(target)
     if parts.scheme or parts.netloc or target.startswith("//"):
         return None
-    if not (parts.path == "/console" or parts.path.startswith("/console/")):
+    if not (parts.path == "/console" or parts.path.startswith("/console/")) or ".." in parts.path.split("/"):
         return None
     return target
