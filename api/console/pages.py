@@ -4,12 +4,14 @@ console response carries."""
 import json
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, Response
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from api.money import format_money
+
+ResponseT = TypeVar("ResponseT", bound=Response)
 
 HERE = Path(__file__).resolve().parent
 
@@ -63,6 +65,6 @@ def page(template: str, context: dict[str, Any], *, status: int = 200,
     return HTMLResponse(body, status_code=status, headers={**SECURITY_HEADERS, **(headers or {})})
 
 
-def secure(response: Any) -> Any:
+def secure(response: ResponseT) -> ResponseT:
     response.headers.update(SECURITY_HEADERS)
     return response

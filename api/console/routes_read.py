@@ -3,6 +3,7 @@
 import csv
 import io
 import re
+from datetime import datetime
 from typing import Any
 from urllib.parse import urlencode
 
@@ -129,7 +130,7 @@ def _base(viewer: Viewer, **context: Any) -> dict[str, Any]:
     return {"me": viewer.person, "csrf": viewer.session.csrf, **context}
 
 
-def _item(approval: Approval, names: dict[str, str], now: Any) -> dict[str, Any]:
+def _item(approval: Approval, names: dict[str, str], now: datetime) -> dict[str, Any]:
     amount, currency = queries.amount_of(approval)
     facts = approval.stripe_facts or {}
     return {"row": approval, "amount": amount, "currency": currency, "age": age(approval.created_at, now),
