@@ -56,6 +56,16 @@ class Settings(BaseSettings):
     # More requests than this waiting to be shown in the review channel: they are grouped into digests.
     slack_digest_threshold: int = Field(10, ge=1, validation_alias=_alias("CHEQPOINT_SLACK_DIGEST_THRESHOLD"))
 
+    # The web console (docs/console.md): Sign in with Slack (OpenID Connect) and who may read it.
+    slack_client_id: str | None = Field(None, validation_alias=_alias("SLACK_CLIENT_ID"))
+    slack_client_secret: SecretStr | None = Field(None, validation_alias=_alias("SLACK_CLIENT_SECRET"))
+    slack_oauth_url: str = Field("https://slack.com/openid/connect/authorize",
+                                 validation_alias=_alias("SLACK_OAUTH_URL"))
+    # The workspace whose members may sign in; unset: the bot token's workspace (Slack's auth.test).
+    slack_team_id: str | None = Field(None, validation_alias=_alias("SLACK_TEAM_ID"))
+    viewers: Annotated[list[str], NoDecode] = Field(default_factory=list, validation_alias=_alias("CHEQPOINT_VIEWERS"))
+    console_session_secret: SecretStr | None = Field(None, validation_alias=_alias("CHEQPOINT_SESSION_SECRET"))
+
     # How often the worker looks for due jobs when nothing in this process woke it.
     worker_poll_seconds: float = Field(0.5, validation_alias=_alias("CHEQPOINT_WORKER_POLL_SECONDS"))
 
@@ -89,7 +99,7 @@ class Settings(BaseSettings):
             raise ValueError(f"{name} is set but empty; set a value or remove the variable")
         return value
 
-    @field_validator("approvers", mode="before")
+    @field_validator("approvers", "viewers", mode="before")
     @classmethod
     def _split_approvers(cls, value: object) -> object:
         if isinstance(value, str):
@@ -105,6 +115,36 @@ class Settings(BaseSettings):
                 f"CHEQPOINT_APPROVERS takes Slack user ids (U…, W…) and user-group ids (S…); not {bad}"
             )
         return value
+
+    @field_validator("viewers")
+    @classmethod
+    def _check_viewer_ids(cls, value: list[str]) -> list[str]:
+        bad = [v for v in value if not (v[:1] in ("U", "W", "S") and v[1:].isalnum())]
+        if bad:
+            raise ValueError(f"CHEQPOINT_VIEWERS takes Slack user ids (U…, W…) and user-group ids (S…); not {bad}")
+        return value
+
+    @field_validator("slack_client_secret", "console_session_secret")
+    @classmethod
+    def _refuse_empty_console_secrets(cls, value: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
+        name = {"slack_client_secret": "SLACK_CLIENT_SECRET"}.get(info.field_name or "", "CHEQPOINT_SESSION_SECRET")
+        if value is not None and not value.get_secret_value().strip():
+            raise ValueError(f"{name} is set but empty; unset it or give a real secret")
+        if name == "CHEQPOINT_SESSION_SECRET" and value is not None and len(value.get_secret_value()) < 32:
+            raise ValueError("CHEQPOINT_SESSION_SECRET must be at least 32 characters (it signs console sessions)")
+        return value
+
+    @model_validator(mode="after")
+    def _console_needs_all_its_parts(self) -> "Settings":
+        parts = {"SLACK_CLIENT_ID": self.slack_client_id, "SLACK_CLIENT_SECRET": self.slack_client_secret,
+                 "CHEQPOINT_SESSION_SECRET": self.console_session_secret}
+        given = [name for name, v in parts.items() if v]
+        if given and len(given) < len(parts):
+            missing = [name for name in parts if name not in given]
+            raise ValueError(f"the console needs {' and '.join(missing)} too (or unset {', '.join(given)})")
+        if given and not self.slack_team_id and not self.slack_bot_token:
+            raise ValueError("the console needs SLACK_TEAM_ID (or SLACK_BOT_TOKEN) to know whose members may sign in")
+        return self
 
     @field_validator("stripe_webhook_secret")
     @classmethod
@@ -145,6 +185,10 @@ class Settings(BaseSettings):
         return self.database_dsn.get_secret_value()
 
     @property
+    def console_enabled(self) -> bool:
+        return bool(self.slack_client_id and self.slack_client_secret and self.console_session_secret)
+
+    @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
 
@@ -168,4 +212,6 @@ class Settings(BaseSettings):
         db = "Database: SQLite" if self.is_sqlite else "Database: PostgreSQL"
         webhooks = ("Stripe webhooks: verified at /stripe/webhook" if self.stripe_webhook_secret else
                     "Stripe webhooks: disabled (STRIPE_WEBHOOK_SECRET unset): /stripe/webhook answers 404")
-        return [db, slack, stripe, webhooks, policy]
+        console = "Console: at /console, Sign in with Slack" if self.console_enabled else \
+            "Console: disabled (set SLACK_CLIENT_ID, SLACK_CLIENT_SECRET and CHEQPOINT_SESSION_SECRET)"
+        return [db, slack, stripe, webhooks, policy, console]

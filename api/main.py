@@ -26,6 +26,7 @@ from api.approvals.waiters import Waiters
 from api.compat.routes import router as compat_router
 from api.config import Settings
 from api.connections.auth import KeyCache
+from api.console import console_router
 from api.db import Database, utcnow
 from api.execution.gateway import StripeGateway
 from api.http import BodyLimit, install_error_handlers
@@ -164,6 +165,8 @@ def create_app(settings: Settings | None = None, *, container: Container | None 
     app.include_router(stripe_webhooks_router)
     for router in container.extras.get("routers", []):
         app.include_router(router)
+    if settings.console_enabled:
+        app.include_router(console_router(container))  # the web console, docs/console.md
 
     @app.get("/healthz", tags=["health"])
     async def healthz() -> dict[str, str]:
