@@ -5,8 +5,9 @@ from api.audit.models import AuditEvent
 from api.callbacks.models import CallbackAttempt, CallbackDelivery
 from api.connections.models import Connection
 from api.db import Base
-from api.outbox.models import Job, JobAttempt
+from api.outbox.models import Job, JobAttempt, RateBudget
 from api.stripe_webhooks.models import StripeEvent
 
 __all__ = ["Approval", "AuditEvent", "Base", "CallbackAttempt", "CallbackDelivery", "Connection", "Decision",
-           "Job", "JobAttempt", "StripeEvent"]
+           "Job", "JobAttempt", "RateBudget",
+           "StripeEvent"]

@@ -54,7 +54,7 @@ def classify(exc: BaseException) -> SlackFailure | None:
         response = exc.response
         error = str(response.get("error") or f"HTTP {response.status_code}")
         if response.status_code == 429 or error == "ratelimited":
-            return SlackFailure(error, True, _retry_after(response.headers))
+            return SlackFailure(error, True, retry_after(response.headers))
         if response.status_code >= 500 or error in TRANSIENT_ERRORS:
             return SlackFailure(error, True)
         return SlackFailure(error, False)
@@ -63,7 +63,7 @@ def classify(exc: BaseException) -> SlackFailure | None:
     return None
 
 
-def _retry_after(headers: dict | None) -> float:
+def retry_after(headers: dict | None) -> float:
     for key, value in (headers or {}).items():
         if key.lower() == "retry-after":
             try:
