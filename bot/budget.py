@@ -36,6 +36,8 @@ INLINE_WAIT = 2.0
 # A listener (a person waits on it) never waits longer than this; past it the call goes and Slack's
 # own answer decides.
 INTERACTIVE_WAIT = 2.0
+# Up to this fraction of an interval is added to a rescheduled job's slot.
+JITTER = 0.25
 
 
 @dataclass(frozen=True)
@@ -197,7 +199,8 @@ class SlackBudget:
             log.debug("Slack rate-limited %s again within the same pause", key)
         if defer:
             slot = await self.store.reserve(key, rate, self.wall())
-            delay = max(0.0, slot - now) + random.uniform(0, rate.interval)  # spread, never in lockstep
+            # Each waiting job has its own slot; a little jitter keeps processes from meeting on the edge.
+            delay = max(0.0, slot - now) + random.uniform(0, JITTER * rate.interval)
             raise Deferred(f"Slack answered ratelimited for {key}; retrying in {delay:.1f} s", delay=delay,
                            reservation=f"{key}@{slot:.3f}")
 
