@@ -3,6 +3,7 @@ without a 429, a 429 is a deferral (never a failed attempt), retries are spread,
 logged once."""
 
 import asyncio
+import itertools
 import logging
 import time
 from datetime import UTC, datetime
@@ -99,7 +100,7 @@ async def test_jobs_rate_limited_together_retry_at_spread_times(slack):
     waiting = await jobs(slack, "slack.post_request")
     assert [job.status for job in waiting] == ["queued"] * 3
     times = sorted(job.run_at for job in waiting)
-    gaps = [(later - earlier).total_seconds() for earlier, later in zip(times, times[1:], strict=False)]
+    gaps = [(later - earlier).total_seconds() for earlier, later in itertools.pairwise(times)]
     assert all(gap >= 0.5 for gap in gaps), gaps  # one slot each after the pause, not all at once
     assert (times[0] - min(job.created_at for job in waiting)).total_seconds() >= 30  # Retry-After honoured
 
@@ -125,4 +126,4 @@ async def test_a_deep_queue_is_deferred_in_order_holding_its_slots(slack):
     assert waiting and all(job.attempts == 0 and job.reservation for job in waiting)
     assert slack.fake.rate_limited == 0
     slots = sorted(float(job.reservation.rpartition("@")[2]) for job in waiting)
-    assert all(later - earlier >= 0.99 for earlier, later in zip(slots, slots[1:], strict=False))
+    assert all(later - earlier >= 0.99 for earlier, later in itertools.pairwise(slots))
