@@ -14,6 +14,7 @@ with Retry-After, 5xx, any Slack error code, an answer lost after the call took 
     fake.calls_to("chat.postMessage")            # [args, ...]
 """
 
+import asyncio
 import contextlib
 import itertools
 import json
@@ -73,6 +74,7 @@ class FakeSlack(SlackMethods):
         # Slack's rate limits (429 with Retry-After) when `limits=True`: tests about them ask for them.
         self.limiter: RateLimiter | None = RateLimiter() if limits else None
         self._answer_lost: dict[str, int] = defaultdict(int)
+        self._answer_delays: dict[str, deque[float]] = defaultdict(deque)
         for channel in channels:
             self.add_channel(channel)
         self.app = Starlette(routes=[Route("/api/{method}", self._endpoint, methods=["GET", "POST"])])
@@ -139,6 +141,12 @@ class FakeSlack(SlackMethods):
         with self._lock:
             self._answer_lost[method] += times
 
+    def delay_next_answer(self, method: str, seconds: float) -> None:
+        """The next call to `method` takes effect at once but is answered `seconds` later: time for a
+        test to kill the caller between Slack's work and the caller hearing of it."""
+        with self._lock:
+            self._answer_delays[method].append(seconds)
+
     # -- inspection ----------------------------------------------------------------------------------
 
     def calls_to(self, method: str) -> list[dict[str, Any]]:
@@ -167,6 +175,14 @@ class FakeSlack(SlackMethods):
             args, token = await self._read_args(request, spec)
         except SlackError as error:
             return error.response()
+        response = self._answer(method, spec, args, token)
+        with self._lock:
+            delay = self._answer_delays[method].popleft() if self._answer_delays[method] else 0.0
+        if delay:
+            await asyncio.sleep(delay)
+        return response
+
+    def _answer(self, method: str, spec: MethodSpec, args: dict[str, Any], token: str | None) -> JSONResponse:
         with self._lock:
             self.calls.append(Call(method, args))
             failure = self._failures[method].popleft() if self._failures[method] else None
