@@ -52,5 +52,5 @@ class JobAttempt(Base):
     attempt: Mapped[int] = mapped_column(Integer)
     started_at: Mapped[datetime]
     finished_at: Mapped[datetime] = mapped_column(default=utcnow)
-    outcome: Mapped[str] = mapped_column(String(16))  # done | retry | parked
+    outcome: Mapped[str] = mapped_column(String(16))  # done | retry | parked | deferred (rate limit, uncounted)
     error: Mapped[str | None] = mapped_column(Text)
