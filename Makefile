@@ -45,6 +45,7 @@ lint: $(VENV)/.test-deps
 bench: $(VENV)/.test-deps
 	command -v wrk >/dev/null || (command -v apt-get >/dev/null && apt-get install -y -q wrk) || true
 	$(BIN)/python bench/intake.py
+	$(BIN)/python bench/flood.py
 
 clean:
 	rm -rf $(VENV) cheqpoint.db cheqpoint.db-wal cheqpoint.db-shm

@@ -8,22 +8,58 @@ from functools import wraps
 from typing import Any
 
 from slack_bolt.async_app import AsyncApp
+from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_async_handlers import (
     AsyncConnectionErrorRetryHandler,
     AsyncRateLimitErrorRetryHandler,
     AsyncServerErrorRetryHandler,
 )
 from slack_sdk.web.async_client import AsyncWebClient
+from slack_sdk.web.async_slack_response import AsyncSlackResponse
 
 from api.config import Settings
 from bot.approvers import ApproverDirectory
+from bot.budget import SlackBudget
+from bot.failures import retry_after
 from bot.handlers import actions, bulk, claims, home, views
 from bot.handlers.common import Deps
 
 log = logging.getLogger(__name__)
 
 
-def web_client(settings: Settings, *, interactive: bool) -> AsyncWebClient:
+class BudgetedWebClient(AsyncWebClient):
+    """A Web API client whose every call draws from Slack's budget first (see bot.budget).
+
+    `defer`: the outbox's client. A far slot or a 429 defers the job (not a failed attempt) instead
+    of holding the worker; the listeners' client waits a little and lets Slack's answer decide.
+    """
+
+    def __init__(self, *args: Any, budget: SlackBudget | None, defer: bool, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.budget, self.defer = budget, defer
+
+    async def api_call(self, api_method: str, **kwargs: Any) -> AsyncSlackResponse:  # type: ignore[override]
+        if self.budget is None:
+            return await super().api_call(api_method, **kwargs)
+        channel = _channel_of(kwargs)
+        await self.budget.acquire(api_method, channel, defer=self.defer)
+        try:
+            return await super().api_call(api_method, **kwargs)
+        except SlackApiError as exc:
+            if exc.response.status_code == 429 or exc.response.get("error") == "ratelimited":
+                await self.budget.refused(api_method, channel, retry_after(exc.response.headers), defer=self.defer)
+            raise
+
+
+def _channel_of(kwargs: dict[str, Any]) -> str | None:
+    for part in ("json", "data", "params"):
+        args = kwargs.get(part)
+        if isinstance(args, dict) and isinstance(args.get("channel"), str):
+            return args["channel"]
+    return None
+
+
+def web_client(settings: Settings, *, interactive: bool, budget: SlackBudget | None = None) -> AsyncWebClient:
     """Listeners retry rate limits and 5xx in place (a person is waiting on the answer); the
     outbox's jobs do not, so a Retry-After of a minute frees the worker instead of holding it."""
     token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else None
@@ -31,7 +67,8 @@ def web_client(settings: Settings, *, interactive: bool) -> AsyncWebClient:
     if interactive:
         handlers += [AsyncRateLimitErrorRetryHandler(max_retry_count=2),
                      AsyncServerErrorRetryHandler(max_retry_count=2)]
-    return AsyncWebClient(token=token, base_url=settings.slack_api_url, timeout=10, retry_handlers=handlers)
+    return BudgetedWebClient(token=token, base_url=settings.slack_api_url, timeout=10, retry_handlers=handlers,
+                             budget=budget, defer=not interactive)
 
 
 _NAME = re.compile(r"[A-Za-z0-9_.:-]{1,80}", re.ASCII)

@@ -1,7 +1,9 @@
 """What a failed Slack Web API call means for the outbox job that made it.
 
-Passing trouble (5xx, rate limits, timeouts, a dropped connection) is retried by the outbox, with
-Slack's Retry-After when it gives one; the job holds no worker slot while it waits. Trouble only
+Passing trouble (5xx, timeouts, a dropped connection) is retried by the outbox with back-off; the
+job holds no worker slot while it waits. Rate limits rarely get this far: the client's budget
+(bot.budget) defers the job to its slot, uncounted, before and after a 429; a client without one
+retries after Slack's Retry-After. Trouble only
 a person can fix (the bot is not in the channel, the channel is gone, the token is bad) parks the
 job at once: retrying would only repeat the same answer.
 """
@@ -54,7 +56,7 @@ def classify(exc: BaseException) -> SlackFailure | None:
         response = exc.response
         error = str(response.get("error") or f"HTTP {response.status_code}")
         if response.status_code == 429 or error == "ratelimited":
-            return SlackFailure(error, True, _retry_after(response.headers))
+            return SlackFailure(error, True, retry_after(response.headers))
         if response.status_code >= 500 or error in TRANSIENT_ERRORS:
             return SlackFailure(error, True)
         return SlackFailure(error, False)
@@ -63,7 +65,7 @@ def classify(exc: BaseException) -> SlackFailure | None:
     return None
 
 
-def _retry_after(headers: dict | None) -> float:
+def retry_after(headers: dict | None) -> float:
     for key, value in (headers or {}).items():
         if key.lower() == "retry-after":
             try:

@@ -22,6 +22,7 @@ from bot import render
 from bot.approvers import ApproverDirectory
 from bot.blocks import AlertKind, alert_text, delivery_failed_text, reminder_text
 from bot.blocks.notices import execution_update_text
+from bot.delivery import find_posted, review_metadata
 from bot.failures import classify
 
 log = logging.getLogger(__name__)
@@ -84,10 +85,19 @@ class Notifier:
         if snapshot is None or snapshot.row.slack_ts:
             return
         channel = self.settings.review_channel or ""
-        text, blocks = render.message(snapshot, self.settings)
-        response = await self._call(ctx, "post the review message", channel, snapshot, lambda: self.client
-                                    .chat_postMessage(channel=channel, text=text, blocks=blocks,
-                                                      unfurl_links=False, unfurl_media=False))
+        found = None
+        if ctx.attempt > 1:  # an earlier attempt may have posted without our hearing the answer
+            found = await self._call(ctx, "look for the review message", channel, snapshot,
+                                     lambda: find_posted(self.client, channel, snapshot.id, snapshot.row.created_at))
+        if found is not None:
+            log.info("the review message for %s was already posted (ts %s); keeping it", snapshot.id, found)
+            response: Any = {"channel": channel, "ts": found}
+        else:
+            text, blocks = render.message(snapshot, self.settings)
+            response = await self._call(ctx, "post the review message", channel, snapshot, lambda: self.client
+                                        .chat_postMessage(channel=channel, text=text, blocks=blocks,
+                                                          metadata=review_metadata(snapshot.id),
+                                                          unfurl_links=False, unfurl_media=False))
         ts = response["ts"]
 
         async def store(session: AsyncSession) -> None:
@@ -97,7 +107,9 @@ class Notifier:
                                   .values(slack_channel=response["channel"], slack_ts=ts)
                                   .execution_options(synchronize_session=False))
             version = await session.scalar(select(Approval.version).where(Approval.id == snapshot.id))
-            if version != snapshot.version:  # decided or voted on while we were posting
+            # Decided or voted on while we were posting, or a message an earlier attempt posted
+            # (rendered then): bring it up to date.
+            if version != snapshot.version or found is not None:
                 await enqueue(session, UPDATE, {"approval_id": snapshot.id})
 
         await ctx.db.write(store)

@@ -20,6 +20,7 @@ from bot import inbound
 from bot.app import Inflight, build_bolt_app, web_client
 from bot.approvers import ApproverDirectory
 from bot.blocks import AlertKind
+from bot.budget import SlackBudget, store_for
 from bot.bulk import BulkApprover
 from bot.digest_render import DigestRenderer
 from bot.digests import RENDER, Digests
@@ -75,18 +76,20 @@ def _alert_kind(approval: Approval, event: str) -> str | None:
 
 def install_slack(container: Any) -> None:
     settings = container.settings
-    client = web_client(settings, interactive=True)
+    budget = SlackBudget(store_for(container.db))  # one per process; on PostgreSQL its state is shared
+    client = web_client(settings, interactive=True, budget=budget)
     directory = ApproverDirectory(client, settings.approvers, container.clock)
     container.authority.groups = directory  # who may decide is the core's call; Slack knows the groups
     inflight = Inflight()
     app = build_bolt_app(container, client=client, directory=directory, inflight=inflight)
-    notifier = Notifier(web_client(settings, interactive=False), settings, directory)
+    notifier = Notifier(web_client(settings, interactive=False, budget=budget), settings, directory)
     notifier.register(container.registry)
-    AskAgain(web_client(settings, interactive=False), container.authority).register(container.registry)
+    AskAgain(web_client(settings, interactive=False, budget=budget), container.authority).register(container.registry)
     container.effects.subscribe(subscriber(settings.alerts_channel))
-    install_reviewing_tools(container, directory, web_client(settings, interactive=False))
+    install_reviewing_tools(container, directory, web_client(settings, interactive=False, budget=budget))
     extras = container.extras
-    extras.update(slack_app=app, slack_notifier=notifier, slack_inflight=inflight, slack_approvers=directory)
+    extras.update(slack_app=app, slack_budget=budget, slack_notifier=notifier, slack_inflight=inflight,
+                  slack_approvers=directory)
     extras.setdefault("on_close", []).append(inflight.idle)
 
     if settings.slack_app_token is not None:

@@ -27,6 +27,21 @@ class Job(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     finished_at: Mapped[datetime | None]
+    # A slot a rate limiter promised this job when it deferred it ("KEY@EPOCH"); used on its next run.
+    reservation: Mapped[str | None] = mapped_column(String(200))
+
+
+class RateBudget(Base):
+    """One rate limit's state, shared by every process on the database (a row per method and channel).
+
+    `tat` is the theoretical arrival time of the generic cell rate algorithm: the next call may go
+    at `tat - tolerance`, and each call (or reservation) moves it on by one interval.
+    """
+
+    __tablename__ = "rate_budgets"
+
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    tat: Mapped[datetime]
 
 
 class JobAttempt(Base):
@@ -37,5 +52,5 @@ class JobAttempt(Base):
     attempt: Mapped[int] = mapped_column(Integer)
     started_at: Mapped[datetime]
     finished_at: Mapped[datetime] = mapped_column(default=utcnow)
-    outcome: Mapped[str] = mapped_column(String(16))  # done | retry | parked
+    outcome: Mapped[str] = mapped_column(String(16))  # done | retry | parked | deferred (rate limit, uncounted)
     error: Mapped[str | None] = mapped_column(Text)

@@ -1,6 +1,7 @@
 """Job kinds and their handlers, and what a handler may say about a failure."""
 
 from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -17,6 +18,20 @@ class Retry(Exception):
     def __init__(self, message: str, *, delay: float | None = None) -> None:
         super().__init__(message)
         self.delay = delay
+
+
+class Deferred(Retry):
+    """Not a failure: the job waits for a rate limit's slot. The attempt is not counted against
+    `max_attempts`, and `reservation` (the slot promised, if any) is handed back on the next run."""
+
+    def __init__(self, message: str, *, delay: float, reservation: str | None = None) -> None:
+        super().__init__(message, delay=delay)
+        self.reservation = reservation
+
+
+# The slot a rate limiter promised the running job when it deferred it last time: set by the
+# worker around each handler, consumed by the limiter (see bot.budget).
+current_reservation: ContextVar[str | None] = ContextVar("current_reservation", default=None)
 
 
 class Park(Exception):

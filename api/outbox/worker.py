@@ -2,9 +2,13 @@
 
 Claiming is one UPDATE … RETURNING. On PostgreSQL the inner SELECT takes `FOR UPDATE SKIP LOCKED`, so
 several workers share the queue without taking the same job; on SQLite the database's single
-writer makes the same statement atomic. A claimed job holds a lease; a worker that dies mid-job
-leaves it `running` until the lease lapses, and then another worker takes it again — which is why
-every handler's effect must be idempotent (Stripe keys, stable webhook ids).
+writer makes the same statement atomic. A claimed job holds a short lease (15 s), renewed by a
+heartbeat while the job runs; a worker that dies mid-job leaves it `running` until the lease
+lapses, seconds later, and then another worker takes it again — which is why every handler's
+effect must be idempotent (Stripe keys, stable webhook ids, the Slack message found by its metadata).
+
+A job that waits for a rate limit raises `Deferred`: it goes back to the queue for the slot it was
+promised, and the attempt is not counted (waiting for Slack's budget is not failing).
 
 A worker told to stop (`shutdown()`, on SIGTERM) does not make its jobs wait out the lease: it
 cancels the jobs it is running and hands them back at once (queued, due now, the interrupted
@@ -25,7 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.logs import bound
 from api.outbox.models import Job, JobAttempt
-from api.outbox.registry import JobContext, JobRegistry, Park, Retry
+from api.outbox.registry import Deferred, JobContext, JobRegistry, Park, Retry, current_reservation
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +42,7 @@ class ClaimedJob:
     attempt: int
     max_attempts: int
     started_at: datetime
+    reservation: str | None = None
 
 
 class Worker:
@@ -48,7 +53,7 @@ class Worker:
         *,
         poll_seconds: float = 0.5,
         batch: int = 16,
-        lease_seconds: float = 120.0,
+        lease_seconds: float = 15.0,
         clock: Callable[[], datetime],
     ) -> None:
         self.context = context
@@ -113,15 +118,35 @@ class Worker:
         if jobs:
             tasks = [asyncio.create_task(self._run_job(job), name=f"job-{job.id}") for job in jobs]
             self._running.update({job.id: task for job, task in zip(jobs, tasks, strict=True)})
+            heartbeat = asyncio.create_task(self._heartbeat(), name="job-heartbeat")
             try:
                 results = await asyncio.gather(*tasks, return_exceptions=True)
                 for result in results:
                     if isinstance(result, Exception):  # a failure to record the outcome, not the job's own
                         log.error("recording a job's outcome failed", exc_info=result)
             finally:
+                heartbeat.cancel()
                 for job in jobs:
                     self._running.pop(job.id, None)
         return len(jobs)
+
+    async def _heartbeat(self) -> None:
+        """Renew the leases of the jobs running here, a few times per lease: a live worker keeps its
+        jobs however long they take, a dead one loses them within one lease."""
+        while True:
+            await asyncio.sleep(self.lease.total_seconds() / 3)
+            ids = list(self._running)
+            if not ids:
+                continue
+            try:
+                await self.context.db.write(lambda session, ids=ids: self._renew(session, ids))
+            except Exception as exc:  # the next beat tries again; the lease still has two thirds left
+                log.warning("renewing the leases of %d job(s) failed: %r", len(ids), exc)
+
+    async def _renew(self, session: AsyncSession, job_ids: list[str]) -> None:
+        await session.execute(update(Job).where(Job.id.in_(job_ids), Job.status == "running")
+                              .values(locked_until=self.clock() + self.lease)
+                              .execution_options(synchronize_session=False))
 
     async def drain(self, *, max_rounds: int = 50) -> int:
         """Run until nothing is due (tests and the CLI use this)."""
@@ -144,11 +169,11 @@ class Worker:
             update(Job)
             .where(Job.id.in_(candidates.scalar_subquery()))
             .values(status="running", locked_until=now + self.lease, attempts=Job.attempts + 1)
-            .returning(Job.id, Job.kind, Job.payload, Job.attempts, Job.max_attempts)
+            .returning(Job.id, Job.kind, Job.payload, Job.attempts, Job.max_attempts, Job.reservation)
             .execution_options(synchronize_session=False)
         )
         rows = (await session.execute(statement)).all()
-        return [ClaimedJob(r.id, r.kind, r.payload, r.attempts, r.max_attempts, now) for r in rows]
+        return [ClaimedJob(r.id, r.kind, r.payload, r.attempts, r.max_attempts, now, r.reservation) for r in rows]
 
     async def _run_job(self, job: ClaimedJob) -> None:
         approval = job.payload.get("approval_id") if isinstance(job.payload, dict) else None
@@ -160,17 +185,23 @@ class Worker:
         kind = self.registry.get(job.kind)
         context = replace(self.context, attempt=job.attempt, max_attempts=job.max_attempts, job_id=job.id)
         outcome, error, delay = "done", None, None
+        reservation: str | None = None
+        token = current_reservation.set(job.reservation)
         try:
             if kind is None:
                 raise Park(f"no handler for job kind {job.kind!r}")
             await kind.handler(context, job.payload)
         except Park as exc:
             outcome, error = "parked", str(exc)
+        except Deferred as exc:
+            outcome, error, delay, reservation = "deferred", str(exc), exc.delay, exc.reservation
         except Retry as exc:
             outcome, error, delay = "retry", str(exc), exc.delay
         except Exception as exc:
             log.warning("job %s (%s) attempt %s failed: %r", job.id, job.kind, job.attempt, exc)
             outcome, error = "retry", f"{type(exc).__name__}: {exc}"
+        finally:
+            current_reservation.reset(token)
         if outcome == "retry" and job.attempt >= job.max_attempts:
             outcome = "parked"
             error = f"gave up after {job.attempt} attempts: {error}"
@@ -182,15 +213,17 @@ class Worker:
             delay = kind.backoff.delay(job.attempt) * random.uniform(0.5, 1.0)
         if self.on_attempt is not None:
             self.on_attempt(job.kind, outcome, asyncio.get_running_loop().time() - started)
-        await self.context.db.write(lambda session: self._finish(session, job, outcome, error, delay))
+        await self.context.db.write(lambda session: self._finish(session, job, outcome, error, delay, reservation))
 
     async def _finish(self, session: AsyncSession, job: ClaimedJob, outcome: str, error: str | None,
-                      delay: float | None) -> None:
+                      delay: float | None, reservation: str | None = None) -> None:
         now = self.clock()
         session.add(JobAttempt(job_id=job.id, attempt=job.attempt, started_at=job.started_at, finished_at=now,
                                outcome=outcome, error=error))
-        values: dict[str, Any] = {"last_error": error, "locked_until": None}
-        if outcome == "retry":
+        values: dict[str, Any] = {"last_error": error, "locked_until": None, "reservation": reservation}
+        if outcome == "deferred":  # waiting for a slot is not an attempt: give it back
+            values.update(status="queued", run_at=now + timedelta(seconds=delay or 0), attempts=Job.attempts - 1)
+        elif outcome == "retry":
             values.update(status="queued", run_at=now + timedelta(seconds=delay or 0))
         else:
             values.update(status="done" if outcome == "done" else "parked", finished_at=now)

@@ -1,4 +1,5 @@
-"""Button clicks on a review message or in App Home. Each listener acks first, then decides.
+"""Button clicks on a review message or in App Home. Approve decides, then acks; the others ack
+first (they open a modal).
 
 Clicks carry a ButtonRef (approval id + the revision the message showed). Votes do not change the
 revision, edits do: a click on an older revision changes nothing, the person is told what the
@@ -103,20 +104,28 @@ async def edit_currency(deps: Deps, row: Approval) -> str:
 def register(app: Any, deps: Deps) -> None:
     @app.action(ActionId.APPROVE)
     async def approve(ack: Any, body: dict[str, Any], client: AsyncWebClient) -> None:
-        await ack()
-        found = await _pending_for(deps, client, body, "approve")
-        if found is None:
-            return
-        snapshot, ref = found
-        if await warn_if_claimed(deps.db, client, body, snapshot, "approve"):
-            return  # someone else is on it: they are told, and may still decide with "Approve anyway"
+        # Decided before the ack (a transaction of milliseconds, well within Slack's 3 s): a process
+        # that dies after acknowledging cannot lose a click Slack considers delivered.
+        acked = False
         try:
-            result = await deps.container.decisions.decide(snapshot.id, actor_of(body), "approve",
-                                                           revision=ref.version)
-        except NotAnApprover:  # removed from the approvers between the two checks
-            await tell(client, body, refusal_text(deps, snapshot))
-            return
-        await answer(deps, client, body, result)
+            found = await _pending_for(deps, client, body, "approve")
+            if found is None:
+                return
+            snapshot, ref = found
+            if await warn_if_claimed(deps.db, client, body, snapshot, "approve"):
+                return  # someone else is on it: they are told, and may still decide with "Approve anyway"
+            try:
+                result = await deps.container.decisions.decide(snapshot.id, actor_of(body), "approve",
+                                                               revision=ref.version)
+            except NotAnApprover:  # removed from the approvers between the two checks
+                await tell(client, body, refusal_text(deps, snapshot))
+                return
+            await ack()
+            acked = True
+            await answer(deps, client, body, result)
+        finally:
+            if not acked:
+                await ack()
 
     @app.action(ActionId.REJECT)
     async def reject(ack: Any, body: dict[str, Any], client: AsyncWebClient) -> None:

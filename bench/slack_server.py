@@ -1,0 +1,36 @@
+"""The test suite's fake Slack, enforcing Slack's rate limits, as a process of its own for
+`bench/flood.py` (so serving it takes no CPU from the load generator). `GET /bench/stats` says what
+it saw.
+
+    python bench/slack_server.py PORT
+"""
+
+import sys
+from pathlib import Path
+
+import uvicorn
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from tests.fakes.slack import FakeSlack
+
+TOKEN = "xoxb-bench"
+
+
+def app() -> FakeSlack:
+    fake = FakeSlack(token=TOKEN, limits=True)
+
+    async def stats(request: Request) -> JSONResponse:
+        top_level = [m for m in fake.messages_in(FakeSlack.REVIEW_CHANNEL) if not m.get("thread_ts")]
+        return JSONResponse({"messages": len(top_level), "post_calls": len(fake.calls_to("chat.postMessage")),
+                             "calls": len(fake.calls), "rate_limited": fake.rate_limited})
+
+    fake.app.router.routes.insert(0, Route("/bench/stats", stats))
+    return fake
+
+
+if __name__ == "__main__":
+    uvicorn.run(app().app, host="127.0.0.1", port=int(sys.argv[1]), log_level="warning")
