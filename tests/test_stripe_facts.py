@@ -74,7 +74,7 @@ async def test_a_test_mode_charge_is_refused_with_a_live_key(make_settings, cloc
 
 async def test_currency_and_customer_are_filled_from_stripe_and_the_facts_stored(service, fake):
     fake.add_customer(customer_id="cus_Facts0000001", name="Ada Lovelace", email="ada@example.com")
-    charge = fake.add_charge(amount=34900, customer="cus_Facts0000001", age_days=94, risk_level="elevated",
+    charge = fake.add_charge(amount=34900, customer="cus_Facts0000001", age_days=94.5, risk_level="elevated",
                              card={"brand": "mastercard", "last4": "4444", "country": "GB"},
                              amount_refunded=900)
     for age in (10, 40, 80):
