@@ -5,6 +5,8 @@ it saw.
     python bench/slack_server.py PORT
 """
 
+import json
+import re
 import sys
 from pathlib import Path
 
@@ -18,6 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from tests.fakes.slack import FakeSlack
 
 TOKEN = "xoxb-bench"
+APPROVAL_ID = re.compile(r"apr_[0-9a-z]+")
 
 
 def app() -> FakeSlack:
@@ -25,8 +28,11 @@ def app() -> FakeSlack:
 
     async def stats(request: Request) -> JSONResponse:
         top_level = [m for m in fake.messages_in(FakeSlack.REVIEW_CHANNEL) if not m.get("thread_ts")]
-        return JSONResponse({"messages": len(top_level), "post_calls": len(fake.calls_to("chat.postMessage")),
-                             "calls": len(fake.calls), "rate_limited": fake.rate_limited})
+        # A request is visible once a current message (its own, or a digest listing it) names its id.
+        shown = {found for m in top_level for found in APPROVAL_ID.findall(json.dumps(m.get("blocks") or []))}
+        return JSONResponse({"messages": len(top_level), "visible": len(shown),
+                             "post_calls": len(fake.calls_to("chat.postMessage")), "calls": len(fake.calls),
+                             "rate_limited": fake.rate_limited})
 
     fake.app.router.routes.insert(0, Route("/bench/stats", stats))
     return fake
