@@ -1,8 +1,8 @@
 """Held requests under load: many concurrent holds released by paced decisions, and a burst.
 
-Each hold is one connection of `bench.wire` (an agent's synchronous `POST /v1/approvals` with
-`timeoutMs`; when the server's 60 s cap answers it still pending, the agent holds again with
-`GET …?waitMs=` on the same connection, as the SDKs do). Decisions are made through the bench
+Each hold is one connection of `bench.wire`: an agent creates its request (`POST /v1/approvals`) and
+holds on it with `GET …?waitMs=60000` on the same connection; when the server's 60 s cap answers it
+still pending, it holds again, as the SDKs do. Decisions are made through the bench
 server's in-process route, as a Slack click is handled, by `reviewers` connections at once.
 
 Two clocks are read: the server's (from a decision's `decidedAt` to the moment the hold let go,
@@ -59,7 +59,10 @@ class HoldsResult:
 async def _get(port: int, path: str, headers: dict[str, str]) -> Any:
     conn = await Conn.open(port)
     try:
-        return (await conn.call(render("GET", path, headers)))[1]
+        status, answer = await conn.call(render("GET", path, headers))
+        if status != 200:
+            raise SystemExit(f"GET {path} answered {status}: {answer}")
+        return answer
     finally:
         conn.close()
 
@@ -76,15 +79,24 @@ async def pending_ids(port: int, headers: dict[str, str]) -> list[str]:
 
 
 async def held_requests(port: int, headers: dict[str, str], count: int, pid: int, *, reviewers: int,
-                        pace_per_s: float | None, time_limit: float) -> HoldsResult:
-    """Open `count` holds, then decide them all: at `pace_per_s`, or as fast as `reviewers` can click."""
+                        pace_per_s: float | None, time_limit: float, creators: int = 32) -> HoldsResult:
+    """Open `count` holds, then decide them all: at `pace_per_s`, or as fast as `reviewers` can click.
+
+    The requests are created by `creators` agents at a time (ten thousand arriving at once would
+    measure the server's overload instead: requests queued for the database pool time out), each
+    then holding with `GET …?waitMs=`."""
     result = HoldsResult(count=count, rss_idle_mb=rss_mb(pid))
     clicked: dict[str, float] = {}
     arrived: dict[str, float] = {}
-    create = render("POST", "/v1/approvals", headers, {**BODY, "timeoutMs": 60_000})
+    create = render("POST", "/v1/approvals", headers, BODY)
+    creating = asyncio.Semaphore(creators)
 
     async def hold(conn: Conn) -> None:
-        status, approval = await conn.call(create)
+        # Created asynchronously by a bounded number of agents at a time, then held with `waitMs`.
+        async with creating:
+            status, approval = await conn.call(create)
+        if status == 202:
+            status = 200
         while status == 200 and approval["status"] == "pending":
             status, approval = await conn.call(
                 render("GET", f"/v1/approvals/{approval['approvalId']}?waitMs=60000", headers))
@@ -94,14 +106,15 @@ async def held_requests(port: int, headers: dict[str, str], count: int, pid: int
 
     began = time.perf_counter()
     tasks: list[asyncio.Task[None]] = []
-    for start in range(0, count, 250):  # connect in steps, within the server's listen backlog
-        conns = await asyncio.gather(*(Conn.open(port) for _ in range(start, min(count, start + 250))))
+    for start in range(0, count, 200):  # connect in steps, within the server's listen backlog
+        conns = await asyncio.gather(*(Conn.open(port) for _ in range(start, min(count, start + 200))))
         tasks += [asyncio.create_task(hold(conn)) for conn in conns]
-        await asyncio.sleep(0.05)
-    while (await _get(port, "/bench/state", headers))["held"] < count:
-        if time.perf_counter() - began > time_limit:
-            raise SystemExit(f"only {(await _get(port, '/bench/state', headers))['held']} of {count} holds opened")
-        await asyncio.sleep(0.5)
+        await asyncio.sleep(0.02)
+    while (held := (await _get(port, "/bench/state", headers))["held"]) < count:
+        if time.perf_counter() - began > time_limit / 2 or all(task.done() for task in tasks):
+            print(f"  only {held:,} of {count:,} holds opened; deciding those", flush=True)
+            break
+        await asyncio.sleep(1.0)
     ids = await pending_ids(port, headers)
     await asyncio.sleep(1.0)
     result.rss_held_mb = rss_mb(pid)
