@@ -8,6 +8,8 @@ same body and does one naive SQLAlchemy insert (`naive`), and the same endpoint 
     intake        maximum rate at 32 connections (wrk when installed), then p99 at half that rate,
                   open-loop at a fixed rate (`wire.open_loop`: latency from when each request was due)
     velocity      the same with a policy that reads the Connection's and customer's totals on every request
+    verified      the maximum rate with Stripe configured, so every refund is verified against Stripe (the
+                  test suite's fake, served from this process) before review: the cost of verifying
     holds         10,000 synchronous holds, then paced decisions: memory, the server's idle CPU while
                   they wait, release delay timed in the server, none lost
     burst         1,000 holds, then 1,000 decisions by eight reviewers at once: click → answer at the agent
@@ -40,7 +42,7 @@ from wire import Conn, open_loop, percentile, render
 
 HERE = Path(__file__).resolve().parent
 VELOCITY_POLICY = HERE / "velocity.yaml"
-STAGES = ("intake", "velocity", "holds", "burst", "callback", "soak")
+STAGES = ("intake", "velocity", "verified", "holds", "burst", "callback", "soak")
 
 
 class Table:
@@ -128,6 +130,15 @@ def intake_stage(table: Table, workdir: Path, args: argparse.Namespace, results:
     p99 = results[name]["half_p99_ms"]
     table.add(f"{label}: p99 at half max ({top['requests_per_s'] / 2:.0f}/s, fixed rate)", p99, "< 20 ms",
               p99 < 20 and not fixed.errors, " ms")
+
+
+def verified_stage(table: Table, workdir: Path, args: argparse.Namespace, results: dict[str, Any]) -> None:
+    with fake_stripe() as stripe_env, server("cheqpoint", workdir, "verified", stripe_env) as (_process, port,
+                                                                                              headers):
+        top = maximum(port, headers, args)
+    results["verified"] = {"max": top}
+    table.add("verified against Stripe ÷ async intake (max rate)",
+              top["requests_per_s"] / results["intake"]["max"]["requests_per_s"])
 
 
 def holds_stage(table: Table, workdir: Path, args: argparse.Namespace, results: dict[str, Any], burst: bool) -> None:
@@ -219,13 +230,14 @@ def main() -> None:
         ("intake", lambda: intake_stage(table, workdir, args, results, "intake", None)),
         ("velocity", lambda: intake_stage(table, workdir, args, results, "velocity",
                                           {"CHEQPOINT_POLICY_FILE": str(VELOCITY_POLICY)})),
+        ("verified", lambda: verified_stage(table, workdir, args, results)),
         ("holds", lambda: holds_stage(table, workdir, args, results, burst=False)),
         ("burst", lambda: holds_stage(table, workdir, args, results, burst=True)),
         ("callback", lambda: callback_stage(table, workdir, args, results)),
         ("soak", lambda: soak_stage(table, workdir, args, results)),
     ]
     for name, step in steps:
-        if name in stages and (name != "velocity" or "intake" in results):
+        if name in stages and (name not in ("velocity", "verified") or "intake" in results):
             print(f"-- {name}", flush=True)
             step()
     print()
