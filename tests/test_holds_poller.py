@@ -42,6 +42,9 @@ async def test_idle_holds_cost_the_poller_nothing_and_a_cli_decision_still_relea
                 break
             await asyncio.sleep(0.1)
         assert live.run(_held(live)) == HOLDS
+        # Each request's own creation is a change the poller reports once (its hold reloads once);
+        # after a few ticks nothing happens any more.
+        await asyncio.sleep(1.0)
         held_ids = set(live.pending_ids()) | {a.id for a in _all_pending(live)}
 
         # Watch every statement the server sends while nothing happens but the poller's ticks.
@@ -55,7 +58,7 @@ async def test_idle_holds_cost_the_poller_nothing_and_a_cli_decision_still_relea
         await asyncio.sleep(1.1)  # four ticks of the 0.25 s poller
         event.remove(engine, "before_cursor_execute", seen)
 
-        assert 1 <= len(statements) <= 12, statements
+        assert 1 <= len(statements) <= 16, statements  # a tick is one query (and a ping)
         for statement, parameters in statements:
             named = [p for p in _flat(parameters) if p in held_ids]
             assert not named, f"the poller asked about held approvals one by one: {statement}"
