@@ -29,6 +29,9 @@ log = logging.getLogger(__name__)
 
 CHANNEL = "cheqpoint_settled"
 POLL_PAGE = 1000  # audit entries read per query
+# Audit events after which an approval is never settled: the poller need not wake its holds for them
+# (a request's own creation would otherwise reload each new hold once). Anything else wakes them.
+NEVER_SETTLES = ("approval.created", "approval.vote", "approval.revised", "approval.verified", "execution.running")
 
 
 class Waiters:
@@ -151,11 +154,11 @@ class Waiters:
                 return
             while True:
                 rows = (await session.execute(
-                    select(AuditEvent.seq, AuditEvent.approval_id).where(AuditEvent.seq > self._seen_seq)
-                    .order_by(AuditEvent.seq).limit(POLL_PAGE))).all()
-                for seq, approval_id in rows:
+                    select(AuditEvent.seq, AuditEvent.approval_id, AuditEvent.event)
+                    .where(AuditEvent.seq > self._seen_seq).order_by(AuditEvent.seq).limit(POLL_PAGE))).all()
+                for seq, approval_id, kind in rows:
                     self._seen_seq = seq
-                    if approval_id is not None:
+                    if approval_id is not None and kind not in NEVER_SETTLES:
                         self.notify(approval_id)  # a hold reloads and goes on waiting if not settled
                 if len(rows) < POLL_PAGE:
                     return
