@@ -42,9 +42,11 @@ lock:
 lint: $(VENV)/.test-deps
 	$(BIN)/ruff check .
 
+# The performance table (docs/performance.md). SOAK=600 for the ten-minute soak; BENCH_ARGS for more.
+SOAK ?= 20
 bench: $(VENV)/.test-deps
 	command -v wrk >/dev/null || (command -v apt-get >/dev/null && apt-get install -y -q wrk) || true
-	$(BIN)/python bench/intake.py
+	$(BIN)/python bench/run.py --soak $(SOAK) $(BENCH_ARGS)
 	$(BIN)/python bench/flood.py
 
 clean:

@@ -3,8 +3,14 @@
 A hold is released the moment the deciding code in this process calls `notify()`. Decisions made
 elsewhere reach us two ways: on PostgreSQL, `LISTEN cheqpoint_settled` (the deciding transaction
 sends `pg_notify`, delivered on commit); everywhere, a poller that asks the database every
-`poll_seconds` which held approvals have settled, so a CLI decision on SQLite releases a hold
-within half a second.
+`poll_seconds` which approvals changed, so a CLI decision on SQLite releases a hold within half a
+second.
+
+The poller reads the audit trail forward from the last entry it saw, not the held approvals: every
+change of an approval's state writes an audit entry in the same transaction, and entries are numbered
+(`seq`) under the chain's lock as their transaction commits, so numbers appear in commit order and an
+entry numbered below one already seen is never committed later. Its cost follows the rate of changes,
+not the number of holds: ten thousand idle holds cost the same query as one.
 """
 
 import asyncio
@@ -13,14 +19,19 @@ import logging
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
 
-from sqlalchemy import or_, select
+from sqlalchemy import func, select
 
-from api.approvals.models import SETTLED_EXECUTION, Approval
+from api.approvals.models import Approval
+from api.audit.models import AuditEvent
 from api.db import Database
 
 log = logging.getLogger(__name__)
 
 CHANNEL = "cheqpoint_settled"
+POLL_PAGE = 1000  # audit entries read per query
+# Audit events after which an approval is never settled: the poller need not wake its holds for them
+# (a request's own creation would otherwise reload each new hold once). Anything else wakes them.
+NEVER_SETTLES = ("approval.created", "approval.vote", "approval.revised", "approval.verified", "execution.running")
 
 
 class Waiters:
@@ -35,6 +46,8 @@ class Waiters:
         self._listener = None
         # Set when the server stops: every hold answers at once with the approval as it stands.
         self._releasing = False
+        # The highest audit `seq` the poller has handed on; None until it first reads the trail.
+        self._seen_seq: int | None = None
 
     async def hold(self, approval_id: str, seconds: float,
                    load: Callable[[], Awaitable[Approval]]) -> Approval:
@@ -84,6 +97,9 @@ class Waiters:
         return len(self._events)
 
     async def start(self) -> None:
+        with contextlib.suppress(Exception):  # unreachable now: the poller takes its mark later
+            async with self.db.read() as session:
+                self._seen_seq = await session.scalar(select(func.max(AuditEvent.seq))) or 0
         self._tasks.append(asyncio.create_task(self._poll(), name="cheqpoint-waiters-poll"))
         if self.db.url.startswith("postgresql+asyncpg"):
             await self._listen()
@@ -113,19 +129,36 @@ class Waiters:
     async def _poll(self) -> None:
         while True:
             await asyncio.sleep(self.poll_seconds)
-            if not self._events:
-                continue
             try:
-                await self._release_settled(list(self._events))
+                await self._poll_once()
             except Exception:
-                log.exception("polling held approvals failed")
+                log.exception("polling for settled approvals failed")
 
-    async def _release_settled(self, ids: list[str]) -> None:
-        settled = or_(Approval.status.in_(("rejected", "expired", "cancelled")),
-                      (Approval.status == "approved") & Approval.execution_status.in_(SETTLED_EXECUTION))
+    async def _poll_once(self) -> None:
+        """Wake the holds on every approval that changed since the last poll."""
+        if not self._events:
+            # Nobody holds: only move the mark forward (one index lookup). A hold registered while
+            # the lookup ran loaded its approval at an unknown moment, so the mark then stays put.
+            async with self.db.read() as session:
+                head = await session.scalar(select(func.max(AuditEvent.seq)))
+            if not self._events:
+                self._seen_seq = head or 0
+            return
         async with self.db.read() as session:
-            for start in range(0, len(ids), 500):
-                chunk = ids[start:start + 500]
-                rows = await session.scalars(select(Approval.id).where(Approval.id.in_(chunk), settled))
-                for approval_id in rows:
+            if self._seen_seq is None:
+                # No mark yet (the database was unreachable at start): take one and have every hold
+                # reload once, after it, so a change committed before the mark is not missed.
+                self._seen_seq = await session.scalar(select(func.max(AuditEvent.seq))) or 0
+                for approval_id in list(self._events):
                     self.notify(approval_id)
+                return
+            while True:
+                rows = (await session.execute(
+                    select(AuditEvent.seq, AuditEvent.approval_id, AuditEvent.event)
+                    .where(AuditEvent.seq > self._seen_seq).order_by(AuditEvent.seq).limit(POLL_PAGE))).all()
+                for seq, approval_id, kind in rows:
+                    self._seen_seq = seq
+                    if approval_id is not None and kind not in NEVER_SETTLES:
+                        self.notify(approval_id)  # a hold reloads and goes on waiting if not settled
+                if len(rows) < POLL_PAGE:
+                    return
