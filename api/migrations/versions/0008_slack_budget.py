@@ -1,7 +1,7 @@
 """slack budget: shared rate budgets, and the slot a deferred job was promised
 
 Revision ID: 0008
-Revises: 0007
+Revises: 0006
 """
 
 import sqlalchemy as sa
@@ -13,7 +13,7 @@ import api.db
 JSON = sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql")
 
 revision = "0008"
-down_revision = "0007"
+down_revision = "0006"
 branch_labels = None
 depends_on = None
 
