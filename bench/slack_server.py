@@ -21,6 +21,15 @@ from tests.fakes.slack import FakeSlack
 
 TOKEN = "xoxb-bench"
 APPROVAL_ID = re.compile(r"apr_[0-9a-z]+")
+DIGEST_HEADER = re.compile(r"📋 (\d+) waiting")
+
+
+def visible(message: dict) -> int:
+    """How many requests a message shows: a digest lists all its waiting items (page by page), as its
+    header says; a review message shows its own request."""
+    blocks = json.dumps(message.get("blocks") or [], ensure_ascii=False)
+    waiting = DIGEST_HEADER.search(blocks)
+    return int(waiting.group(1)) if waiting else len(set(APPROVAL_ID.findall(blocks)))
 
 
 def app() -> FakeSlack:
@@ -28,9 +37,7 @@ def app() -> FakeSlack:
 
     async def stats(request: Request) -> JSONResponse:
         top_level = [m for m in fake.messages_in(FakeSlack.REVIEW_CHANNEL) if not m.get("thread_ts")]
-        # A request is visible once a current message (its own, or a digest listing it) names its id.
-        shown = {found for m in top_level for found in APPROVAL_ID.findall(json.dumps(m.get("blocks") or []))}
-        return JSONResponse({"messages": len(top_level), "visible": len(shown),
+        return JSONResponse({"messages": len(top_level), "visible": sum(map(visible, top_level)),
                              "post_calls": len(fake.calls_to("chat.postMessage")), "calls": len(fake.calls),
                              "rate_limited": fake.rate_limited})
 
