@@ -102,6 +102,12 @@ def closed_until(tat: float | None, now: float, seconds: float, rate: Rate) -> f
     return max(tat or now, now + seconds + rate.tolerance)
 
 
+def starts_pause(before: float | None, after: float, rate: Rate) -> bool:
+    """Whether closing moved the budget by more than one slot: the first 429 of a burst. The others,
+    answered a moment later (on another replica too), only nudge the end of the same pause."""
+    return before is None or after > before + rate.interval
+
+
 class BudgetStore:
     """Where the budgets' state lives. Times are seconds since the epoch, by the wall clock:
     Slack's limits are in real seconds, whatever clock the rest of the service is given."""
@@ -125,7 +131,7 @@ class MemoryBudgets(BudgetStore):
     async def close(self, key: str, rate: Rate, now: float, seconds: float) -> bool:
         before = self._tat.get(key)
         self._tat[key] = closed_until(before, now, seconds, rate)
-        return before is None or self._tat[key] > before
+        return starts_pause(before, self._tat[key], rate)
 
 
 class SharedBudgets(BudgetStore):
@@ -158,7 +164,7 @@ class SharedBudgets(BudgetStore):
             before = await self._locked(session, key, now)
             after = closed_until(before, now, seconds, rate)
             await self._store(session, key, after)
-            return before is None or after > before
+            return starts_pause(before, after, rate)
 
         return await self.db.write(run)
 

@@ -87,7 +87,8 @@ async def load_items(ctx_db: Database, digest_id: str) -> tuple[Digest | None, l
         digest = await session.get(Digest, digest_id)
         items = list((await session.scalars(select(DigestItem).where(DigestItem.digest_id == digest_id))).all())
     ids = [item.approval_id for item in items]
-    snapshots = await render.load_where(ctx_db, Approval.id.in_(ids), order_by=Approval.created_at,
+    # Oldest first: ids are time-ordered and, unlike created_at, never tie.
+    snapshots = await render.load_where(ctx_db, Approval.id.in_(ids), order_by=Approval.id,
                                         limit=max(1, len(ids))) if ids else []
     return digest, items, snapshots
 

@@ -58,7 +58,8 @@ async def test_workers_killed_at_random_lose_and_double_nothing(database_url, tm
     fake = FakeSlack(token=TOKEN, limits=True)
     with fake.serving() as slack_url:
         values = dict(SLACK_BOT_TOKEN=TOKEN, SLACK_SIGNING_SECRET=SECRET, SLACK_API_URL=slack_url,
-                      CHEQPOINT_REVIEW_CHANNEL=REVIEW, CHEQPOINT_APPROVERS=APPROVER)
+                      CHEQPOINT_REVIEW_CHANNEL=REVIEW, CHEQPOINT_APPROVERS=APPROVER,
+                      CHEQPOINT_SLACK_DIGEST_THRESHOLD="1000")  # each request gets its own message here
         env = environment(database_url, **values)
         key = new_connection(database_url)["key"]
         db = Database(database_url)
