@@ -1,105 +1,23 @@
-"""Execution of every catalogue action over the real wire:
+"""Execution of the money-moving catalogue actions over the real wire:
 POST /v1/approvals → decision → worker → StripeGateway → StripeClient → HTTP → the fake Stripe API.
 
-Faults, crashes and races are in test_execution_faults.py.
+Read-only actions and execute: false are in test_execution_modes.py; faults, crashes and races in
+test_execution_faults.py and test_execution_stripe_errors.py.
 """
 
-from collections.abc import AsyncIterator, Callable, Iterator
-from typing import Any
-
-import httpx
 import pytest
-from sqlalchemy import select
 
 from api.actions import EditRejected
-from api.approvals.actors import Actor
-from api.config import Settings
-from api.connections import service as connections
 from api.execution.job import idempotency_key
-from api.main import Container, build_container, create_app, running
-from api.outbox.models import Job
-from tests.conftest import Clock
-from tests.fakes.stripe import FakeStripe
+from tests import execution_helpers as shared
+from tests.execution_helpers import OPS, WRITES, approve_and_execute, only_write, request, succeeded, writes
 
-OPS = Actor("operator", "UOPS", "ops")
-WRITES = ("POST", "DELETE")
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeStripe]:
-    with FakeStripe() as fake:
-        yield fake
-
-
-@pytest.fixture
-async def stripe_container(make_settings: Callable[..., Settings], clock: Clock,
-                           fake: FakeStripe) -> AsyncIterator[Container]:
-    """The whole service with Stripe configured against the fake; its worker is driven by hand."""
-    settings = make_settings(stripe_secret_key="sk_test_cheqpoint", stripe_api_base=fake.url)
-    built = build_container(settings, clock=clock)
-    async with running(built, worker=False):
-        yield built
-
-
-@pytest.fixture
-async def api(stripe_container: Container) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(stripe_container.settings, container=stripe_container)
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://cheqpoint.test") as http:
-        yield http
-
-
-@pytest.fixture
-async def agent(stripe_container: Container) -> dict[str, str]:
-    created = await stripe_container.db.write(lambda session: connections.create(session, "billing-agent"))
-    return {"Authorization": f"Bearer {created.key}"}
-
-
-def writes(fake: FakeStripe) -> list[tuple[str, str]]:
-    """What was sent to Stripe that changes something (verification only reads)."""
-    return [(r.method, r.path) for r in fake.requests if r.method in WRITES]
-
-
-async def submit(api: httpx.AsyncClient, agent: dict[str, str], action: str, details: dict[str, Any],
-                 **extra: Any) -> httpx.Response:
-    body = {"action": action, "summary": f"{action} requested by the billing agent", "details": details, **extra}
-    return await api.post("/v1/approvals", json=body, headers=agent)
-
-
-async def request(api: httpx.AsyncClient, agent: dict[str, str], action: str, details: dict[str, Any],
-                  **extra: Any) -> str:
-    """A request that waits for review; its id."""
-    response = await submit(api, agent, action, details, **extra)
-    assert response.status_code == 202, response.text
-    assert response.json()["status"] == "pending"
-    return response.json()["approvalId"]
-
-
-async def approve_and_execute(api: httpx.AsyncClient, agent: dict[str, str], container: Container,
-                              approval_id: str, edits: dict[str, Any] | None = None) -> dict[str, Any]:
-    """An operator approves (with edits), the worker runs what is due; the approval as the agent reads it."""
-    result = await container.decisions.decide(approval_id, OPS, "approve", edits=edits)
-    assert result.outcome == "decided"
-    await container.worker.drain()
-    response = await api.get(f"/v1/approvals/{approval_id}", headers=agent)
-    assert response.status_code == 200
-    return response.json()
-
-
-def only_write(fake: FakeStripe) -> Any:
-    """The one write the fake received, checked to carry the approval's idempotency key."""
-    writes = [r for r in fake.requests if r.method in WRITES]
-    assert len(writes) == 1, [(r.method, r.path) for r in writes]
-    return writes[0]
-
-
-def succeeded(body: dict[str, Any], object_id: str) -> dict[str, Any]:
-    execution = body["execution"]
-    assert body["status"] == "approved"
-    assert execution["status"] == "succeeded", execution
-    assert execution["error"] is None
-    assert execution["stripeObjectId"] == object_id
-    assert execution["result"]["id"] == object_id
-    return execution["result"]
+# The fixtures of execution_helpers.py: the fake Stripe API, the service configured for it, its API
+# client and an agent's credentials.
+fake = shared.fake
+stripe_container = shared.stripe_container
+api = shared.api
+agent = shared.agent
 
 
 # -- issue_refund ------------------------------------------------------------------------------------
@@ -309,94 +227,3 @@ async def test_submit_dispute_evidence(api, agent, stripe_container, fake):
     assert sent.idempotency_key == idempotency_key(approval_id)
     result = succeeded(body, dispute["id"])
     assert result["status"] == "under_review" and result["evidence"]["customer_name"] == "Ada Lovelace"
-
-
-# -- read-only actions: at intake, without review ----------------------------------------------------
-
-
-async def test_read_only_actions_pass_at_intake_with_the_result_inline(api, agent, stripe_container, fake):
-    charge = fake.add_charge(amount=34900)
-    fake.add_charge(amount=100)
-    subscription = fake.add_subscription()
-    dispute = fake.add_dispute()
-    fake.refunds.append({"id": "re_seeded", "object": "refund", "amount": 100, "charge": charge["id"],
-                         "payment_intent": None, "currency": "usd", "status": "succeeded"})
-    lookups = [
-        ("retrieve_balance", {}, None, "GET", "/v1/balance", {}),
-        ("retrieve_charge", {"charge_id": charge["id"]}, charge["id"], "GET", f"/v1/charges/{charge['id']}", {}),
-        ("list_refunds", {"charge_id": charge["id"], "limit": 5}, None, "GET", "/v1/refunds",
-         {"charge": charge["id"], "limit": "5"}),
-        ("retrieve_subscription", {"subscription_id": subscription["id"]}, subscription["id"], "GET",
-         f"/v1/subscriptions/{subscription['id']}", {}),
-        ("retrieve_dispute", {"dispute_id": dispute["id"]}, dispute["id"], "GET", f"/v1/disputes/{dispute['id']}",
-         {}),
-    ]
-    for action, details, object_id, method, path, params in lookups:
-        fake.requests.clear()
-        response = await submit(api, agent, action, details)
-
-        assert response.status_code == 200, response.text
-        body = response.json()
-        assert body["status"] == "approved", action
-        assert body["decidedBy"]["type"] == "rule" and body["rule"] == "read-only lookups"
-        assert body["approvals"] == []
-        assert body["execution"]["status"] == "succeeded" and body["execution"]["error"] is None
-        assert body["execution"]["stripeObjectId"] == object_id
-        [sent] = fake.requests
-        assert (sent.method, sent.path, sent.params) == (method, path, params), action
-        if action == "retrieve_balance":
-            assert body["execution"]["result"]["object"] == "balance"
-        elif action == "list_refunds":
-            assert [r["id"] for r in body["execution"]["result"]["data"]] == ["re_seeded"]
-        else:
-            assert body["execution"]["result"]["id"] == object_id
-
-    async with stripe_container.db.read() as session:
-        kinds = (await session.scalars(select(Job.kind))).all()
-    assert "stripe.execute" not in kinds and "approval.expire" not in kinds  # nothing to review or run later
-    await stripe_container.worker.drain()
-    assert [r for r in fake.requests if r.method in WRITES] == []
-
-
-# -- execute: false ----------------------------------------------------------------------------------
-
-
-async def test_execute_false_decides_only_and_the_agent_acts_on_modified_details(api, agent, stripe_container,
-                                                                                 fake):
-    charge = fake.add_charge(amount=34900)
-    details = {"charge_id": charge["id"], "amount_cents": 34900, "currency": "usd", "reason": "duplicate",
-               "customer_id": charge["customer"]}
-    approval_id = await request(api, agent, "issue_refund", details, execute=False)
-
-    body = await approve_and_execute(api, agent, stripe_container, approval_id, edits={"amount_cents": 17450})
-
-    assert body["status"] == "approved" and body["execute"] is False
-    assert body["execution"] == {"status": "not_requested", "stripeObjectId": None, "result": None,
-                                 "error": None}
-    # The whole payload, edited: what the agent acts on (`modifiedDetails ?? details`).
-    assert body["modifiedDetails"] == {**details, "amount_cents": 17450}
-    assert body["details"] == details
-    # The reviewer's edit was checked against the charge (a read); nothing was written.
-    assert fake.last("GET", f"/v1/charges/{charge['id']}") and writes(fake) == []
-    assert fake.refunds == []
-    async with stripe_container.db.read() as session:
-        assert "stripe.execute" not in (await session.scalars(select(Job.kind))).all()
-
-
-async def test_execute_false_without_edits_leaves_modified_details_null(api, agent, stripe_container, fake):
-    approval_id = await request(api, agent, "create_payout", {"amount_cents": 900, "currency": "usd"},
-                                execute=False)
-    body = await approve_and_execute(api, agent, stripe_container, approval_id)
-    assert body["status"] == "approved" and body["execution"]["status"] == "not_requested"
-    assert body["modifiedDetails"] is None and body["changes"] == {}
-    assert writes(fake) == [] and fake.payouts == []
-
-
-async def test_actions_outside_the_catalogue_are_decided_only(api, agent, stripe_container, fake):
-    refused = await submit(api, agent, "send_gift_card", {"amount_cents": 5000}, execute=True)
-    assert refused.status_code == 422
-    # `execute` defaults to false outside the catalogue: the service decides, the agent acts.
-    approval_id = await request(api, agent, "send_gift_card", {"amount_cents": 5000})
-    body = await approve_and_execute(api, agent, stripe_container, approval_id)
-    assert body["status"] == "approved" and body["execution"]["status"] == "not_requested"
-    assert fake.requests == []

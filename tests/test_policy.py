@@ -1,40 +1,27 @@
-"""The policy engine: the CONTRACT §6 example, load-time refusals with file:line, run-time safety,
-velocity totals, business hours, replay and versioning."""
+"""The policy engine deciding: the CONTRACT §6 example, velocity totals, run-time safety and
+business hours.
 
-import hashlib
+Load-time refusals and versioning are in test_policy_loading.py, replay in test_policy_replay.py.
+"""
+
 import textwrap
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 
 from api.policy import (
     CustomerTotals,
-    PolicyError,
     PolicyInput,
     Totals,
-    default_policy,
     empty_totals,
     load_policy,
     parse_policy,
-    replay,
 )
-from api.policy.catalogue import DETAILS_FIELDS, READ_ONLY_ACTIONS
 from api.policy.totals import TOTALS_FIELDS
+from tests import policy_helpers
+from tests.policy_helpers import MONDAY_NOON_UTC, POLICIES, ask
 
-POLICIES = Path(__file__).parent / "policies"
-MONDAY_NOON_UTC = datetime(2024, 5, 6, 12, 0, tzinfo=UTC)
-
-
-def ask(action: str, now: datetime = MONDAY_NOON_UTC, **details: object) -> PolicyInput:
-    return PolicyInput(action=action, details=details, now=now,
-                       request={"riskLevel": "medium", "priority": "normal", "agentName": "bot"},
-                       connection={"id": "con_1", "name": "support agent"})
-
-
-@pytest.fixture
-def contract_policy():
-    return load_policy(POLICIES / "contract_example.yaml")
+contract_policy = policy_helpers.contract_policy  # the fixture: CONTRACT §6's example policy
 
 
 # --- CONTRACT §6 as written ---
@@ -221,183 +208,3 @@ def test_an_unknown_time_zone_fails_safely():
     policy = parse_policy(b"rules:\n  - {name: n, when: 'now.getHours(\"Mars/Base\") < 9', decision: approve}\n")
     decision = policy.evaluate(ask("close_dispute", dispute_id="dp_1"))
     assert decision.decision == "review" and "Mars/Base" in decision.errors[0]
-
-
-# --- refused at load, with file, line and reason ---
-
-REFUSED = {
-    "unknown top-level key": ("defaults: {approvers: [U012ABCDEF]}\nrule:\n  - {name: a, decision: review}\n",
-                              2, "rule: unknown key 'rule' (allowed: defaults, rules)"),
-    "unknown key in a rule": ("rules:\n  - name: a\n    decision: review\n    approver: [U012ABCDEF]\n",
-                              4, "rules[0].approver: unknown key 'approver'"),
-    "unknown key in defaults": ("defaults:\n  timeout: 24h\n", 2, "defaults.timeout: unknown key 'timeout'"),
-    "CEL syntax error": ("rules:\n  - name: a\n    when: details.amount_cents <= 5000 &&\n    decision: approve\n",
-                         3, "rules[0].when: CEL syntax error at column 32"),
-    "CEL syntax error in a block": ("rules:\n  - name: a\n    when: |\n      details.amount_cents > 1\n"
-                                    "        && (details.reason == 'x'\n    decision: review\n",
-                                    5, "rules[0].when: CEL syntax error"),
-    "undeclared variable": ("rules:\n  - name: a\n    actions: [issue_refund]\n    when: detials.amount > 5\n"
-                            "    decision: approve\n", 4, "undeclared reference to 'detials'"),
-    "no such details field": ("rules:\n  - name: a\n    actions: [issue_refund]\n    when: details.amount > 5\n"
-                              "    decision: approve\n",
-                              4, "'details.amount' is not a field of the details of the rule's actions "
-                                 "(did you mean 'amount_cents'?)"),
-    "a field of another action": ("rules:\n  - name: a\n    actions: [create_payout]\n"
-                                  "    when: details.reason == 'duplicate'\n    decision: approve\n",
-                                  4, "'details.reason' is not a field"),
-    "undeclared total": ("rules:\n  - name: a\n    when: totals.customer.refunds_count > 1\n    decision: review\n",
-                         3, "'totals.customer.refunds_count' is not a declared total"),
-    "unknown function": ("rules:\n  - name: a\n    when: now.getHour() > 1\n    decision: review\n",
-                         3, "unknown function 'getHour' (did you mean 'getHours'?)"),
-    "zero duration": ("defaults:\n  expires_in: 0h\n", 2, "defaults.expires_in: a duration must be positive"),
-    "negative duration": ("rules:\n  - name: a\n    decision: review\n    expires_in: -5m\n",
-                          4, "rules[0].expires_in: a duration must be positive"),
-    "duration without a unit": ("rules:\n  - name: a\n    decision: review\n    expires_in: 3600\n",
-                                4, "expected a duration such as 90s, 15m, 24h or 7d"),
-    "longer than the bound": ("defaults:\n  max_expires_in: 1d\nrules:\n  - name: a\n    decision: review\n"
-                              "    expires_in: 2d\n", 6, "is longer than defaults.max_expires_in"),
-    "zero approvals": ("rules:\n  - name: a\n    decision: review\n    required_approvals: 0\n",
-                       4, "rules[0].required_approvals: must be at least 1"),
-    "reject without a note": ("rules:\n  - name: a\n    decision: reject\n", 2, "rules[0].note: a reject rule needs"),
-    "duplicate rule names": ("rules:\n  - {name: a, decision: review}\n  - {name: b, decision: review}\n"
-                             "  - {name: a, decision: approve}\n",
-                             4, "rules[2].name: duplicate rule name 'a' (first used by rules[0])"),
-    "pass on a write": ("rules:\n  - name: a\n    actions: [issue_refund, retrieve_charge]\n    decision: pass\n",
-                        4, "rules[0].decision: `pass` runs an action at once without review"),
-    "pass on any action": ("rules:\n  - {name: a, decision: pass}\n", 2, "this rule covers any action"),
-    "review settings on an approve rule": ("rules:\n  - name: a\n    decision: approve\n    required_approvals: 2\n",
-                                           4, "only a review rule takes `required_approvals`"),
-    "unknown decision": ("rules:\n  - name: a\n    decision: allow\n", 3, "rules[0].decision: must be one of"),
-    "missing decision": ("rules:\n  - name: a\n", 2, "rules[0].decision: is required"),
-    "not a Slack id": ("defaults:\n  approvers: [alice@example.com]\n", 2, "is not a Slack user or user-group ID"),
-    "empty actions": ("rules:\n  - name: a\n    actions: []\n    decision: review\n", 3, "matches no action"),
-    "duplicate key": ("rules:\n  - name: a\n    decision: review\n    decision: approve\n",
-                      4, "duplicate key 'decision'"),
-    "not a mapping": ("- name: a\n  decision: review\n", 1, "a policy must be a mapping"),
-    "empty file": ("", 1, "not an empty file"),
-    "YAML syntax error": ("rules:\n  - name: a\n    decision: [review\n  - name: b\n", 4, "YAML syntax error"),
-}
-
-
-@pytest.mark.parametrize("case", REFUSED, ids=list(REFUSED))
-def test_bad_policies_are_refused_with_file_line_and_reason(tmp_path, case):
-    text, line, reason = REFUSED[case]
-    path = tmp_path / "policy.yaml"
-    path.write_text(text)
-    with pytest.raises(PolicyError) as refused:
-        load_policy(path)
-    assert refused.value.problems[0].startswith(f"{path}:{line}: "), refused.value.problems
-    assert reason in refused.value.problems[0]
-
-
-def test_every_problem_is_reported_at_once():
-    with pytest.raises(PolicyError) as refused:
-        parse_policy(b"rules:\n  - {name: a, decision: reject}\n  - {name: b, when: foo > 1, decision: review}\n",
-                     "policy.yaml")
-    assert [problem.split(": ")[0] for problem in refused.value.problems] == ["policy.yaml:2", "policy.yaml:3"]
-    assert str(refused.value).count("\n") == 1
-
-
-def test_an_unreadable_file_is_refused(tmp_path):
-    with pytest.raises(PolicyError, match="cannot read the policy file"):
-        load_policy(tmp_path / "missing.yaml")
-
-
-def test_custom_actions_are_accepted_with_a_warning_naming_the_line():
-    policy = load_policy(POLICIES / "custom_action.yaml")
-    assert len(policy.warnings) == 2
-    assert ":3: rules[0].actions[0]: 'add_crm_note' is not a catalogue action" in policy.warnings[0]
-    assert "did you mean 'issue_refund'?" in policy.warnings[1]
-    # A custom action's details have no declared shape, so its fields are not checked at load.
-    gold = PolicyInput(action="add_crm_note", details={"customer_tier": "gold"}, now=MONDAY_NOON_UTC)
-    assert policy.evaluate(gold).decision == "approve"
-
-
-def test_conditions_see_through_strings_comprehensions_and_comments():
-    policy = parse_policy(textwrap.dedent("""\
-        rules:
-          - name: tricky but valid
-            actions: [update_subscription]
-            when: >-
-              details.items.all(item, item.quantity < 5)  // item's fields are not checked
-              && 'details.nonsense' != details.proration_behavior
-              && has(details.subscription_id) && request.metadata.ticket == "T-1"
-            decision: approve
-        """).encode())
-    decision = policy.evaluate(PolicyInput(
-        action="update_subscription", now=MONDAY_NOON_UTC, request={"metadata": {"ticket": "T-1"}},
-        details={"subscription_id": "sub_1", "items": [{"quantity": 2}], "proration_behavior": "none"}))
-    assert (decision.decision, decision.errors) == ("approve", [])
-
-
-# --- versions, the built-in policy, the catalogue ---
-
-def test_the_version_is_the_hash_of_the_file_and_changes_with_it(tmp_path):
-    path = tmp_path / "policy.yaml"
-    path.write_bytes((POLICIES / "contract_example.yaml").read_bytes())
-    first = load_policy(path)
-    assert first.version == hashlib.sha256(path.read_bytes()).hexdigest()
-    path.write_bytes(path.read_bytes() + b"# a comment is a change too\n")
-    assert load_policy(path).version != first.version
-    assert load_policy(path).version == hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def test_the_builtin_policy_passes_reads_and_reviews_everything_else():
-    policy = default_policy(["U012ABCDEF"])
-    assert policy.version.startswith("builtin-")
-    for action in READ_ONLY_ACTIONS:
-        assert policy.evaluate(ask(action)).decision == "pass"
-    refund = policy.evaluate(ask("issue_refund", charge_id="ch_1", amount_cents=1))
-    assert (refund.decision, refund.rule, refund.approvers, refund.required_approvals, refund.expires_in) == (
-        "review", None, ["U012ABCDEF"], 1, timedelta(hours=24))
-    assert policy.defaults.max_expires_in == timedelta(days=7)
-
-
-def test_settings_approvers_fill_in_only_when_the_file_names_none():
-    settings_approvers = ["U0SETTINGS"]
-    assert load_policy(POLICIES / "custom_action.yaml", settings_approvers).defaults.approvers == ["U0SETTINGS"]
-    assert load_policy(POLICIES / "contract_example.yaml", settings_approvers).defaults.approvers == [
-        "U012ABCDEF", "S0FINANCE"]
-
-
-def test_the_catalogue_fields_are_those_of_the_contract():
-    assert DETAILS_FIELDS["issue_refund"] == {"charge_id", "payment_intent_id", "amount_cents", "currency",
-                                              "reason", "customer_id", "metadata"}
-    assert DETAILS_FIELDS["create_payout"] == {"amount_cents", "currency", "method", "destination",
-                                               "description", "statement_descriptor"}
-    assert DETAILS_FIELDS["submit_dispute_evidence"] == {"dispute_id", "evidence", "submit"}
-    assert READ_ONLY_ACTIONS == {"retrieve_balance", "retrieve_charge", "list_refunds",
-                                 "retrieve_subscription", "retrieve_dispute"}
-
-
-# --- replay ---
-
-def test_replay_counts_per_rule_and_lists_changed_outcomes(contract_policy):
-    history = [
-        ("apr_1", ask("retrieve_charge", charge_id="ch_1"), "pass", "read-only lookups"),
-        ("apr_2", ask("issue_refund", charge_id="ch_1", amount_cents=300, reason="duplicate"), "review", None),
-        ("apr_3", ask("create_payout", amount_cents=9_000_000, currency="usd"), "review", None),
-        ("apr_4", ask("issue_refund", charge_id="ch_1", amount_cents=200_000), "review", "large refunds"),
-        ("apr_5", ask("issue_refund", charge_id="ch_1"), "approve", "old rule"),
-    ]
-    report = replay(contract_policy, history)
-    assert report.total == 5
-    assert report.per_rule == {"read-only lookups": 1, "small duplicate refunds": 1, "very large payouts": 1,
-                               "large refunds": 1, "(no rule: defaults)": 1}
-    assert dict(report.per_decision) == {"pass": 1, "approve": 1, "reject": 1, "review": 2}
-    assert [(c.approval_id, c.old_outcome, c.new_outcome, c.new_rule) for c in report.changes] == [
-        ("apr_2", "review", "approve", "small duplicate refunds"),
-        ("apr_3", "review", "reject", "very large payouts"),
-        ("apr_5", "approve", "review", None),
-    ]
-    assert [approval_id for approval_id, _ in report.errors] == ["apr_5", "apr_5"]
-    text = report.render()
-    assert "Replayed 5 requests" in text and "Outcome would change for 3 requests:" in text
-    assert any(line.split() == ["apr_3", "create_payout", "review", "reject", "very", "large", "payouts"]
-               for line in text.splitlines())
-    assert "apr_5: rule 'large refunds': no field 'amount_cents' in this request" in text
-
-
-def test_replay_of_nothing():
-    report = replay(default_policy(), [])
-    assert report.total == 0 and "No outcome would change." in report.render()

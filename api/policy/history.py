@@ -11,7 +11,7 @@ from datetime import datetime
 
 from sqlalchemy import and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import noload
+from sqlalchemy.orm import raiseload
 
 from api.approvals.models import Approval
 from api.connections.models import Connection
@@ -55,8 +55,12 @@ async def as_policy_input(session: AsyncSession, approval: Approval, connection:
 
 
 async def _created_since(session: AsyncSession, since: datetime) -> AsyncIterator[Approval]:
-    """Oldest first, a batch at a time (keyset on created_at, id) so a long history stays small in memory."""
-    query = (select(Approval).where(Approval.created_at >= since).options(noload(Approval.decisions))
+    """Oldest first, a batch at a time (keyset on created_at, id) so a long history stays small in memory.
+
+    Replay reads how each approval was decided from the approval itself (`decided_by`, `rule`), never
+    its reviewers' votes: the votes are not loaded, and reaching for them raises instead of querying.
+    """
+    query = (select(Approval).where(Approval.created_at >= since).options(raiseload(Approval.decisions))
              .order_by(Approval.created_at, Approval.id).limit(BATCH))
     after: tuple[datetime, str] | None = None
     while True:
