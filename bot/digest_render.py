@@ -25,6 +25,7 @@ from api.policy.models import Rule
 from api.policy.reviewing import DEFAULT_BULK_CEILING, MONEY_ACTIONS
 from bot import render
 from bot.blocks.digest import BulkOffer, DigestItemView, DigestView, digest_message
+from bot.delivery import digest_metadata, find_posted_digest
 from bot.models import Claim, Digest, DigestItem
 
 log = logging.getLogger(__name__)
@@ -153,6 +154,14 @@ class DigestRenderer:
         await ctx.db.write(store)
 
     async def _show(self, digest: Digest, text: str, blocks: list[dict[str, Any]]) -> str:
+        if digest.ts is None:
+            # An earlier render (this job's last attempt, or another job of the same digest) may have
+            # posted it without hearing Slack's answer: adopt that message rather than post a second.
+            found = await find_posted_digest(self.client, digest.channel, digest.id, digest.created_at)
+            if found is not None:
+                log.info("Slack: digest %s's message was already posted (ts %s); keeping it", digest.id, found)
+                await self.client.chat_update(channel=digest.channel, ts=found, text=text, blocks=blocks)
+                return found
         if digest.ts is not None:
             try:
                 await self.client.chat_update(channel=digest.channel, ts=digest.ts, text=text, blocks=blocks)
@@ -162,6 +171,7 @@ class DigestRenderer:
                     raise
                 log.warning("Slack: digest %s's message was deleted; posting it again", digest.id)
         response = await self.client.chat_postMessage(channel=digest.channel, text=text, blocks=blocks,
+                                                      metadata=digest_metadata(digest.id),
                                                       unfurl_links=False, unfurl_media=False)
         return str(response["ts"])
 

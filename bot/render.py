@@ -20,6 +20,7 @@ from api.connections.models import Connection
 from api.db import Database
 from api.money import exponent
 from bot.blocks import decided_message, review_message
+from bot.models import Claim
 
 # Approve asks "are you sure?" above this many major units of the request's currency ($1,000.00,
 # €1,000.00, ¥1,000): a slip of the thumb on a large amount costs more than one extra click.
@@ -58,12 +59,21 @@ async def _snapshots(session: AsyncSession, rows: Sequence[Approval]) -> list[Sn
     if ids:
         found = await session.execute(select(Connection.id, Connection.name).where(Connection.id.in_(ids)))
         names = {ident: name for ident, name in found.all()}
+    reviewing: dict[str, list[str]] = {}
+    pending = [row.id for row in rows if row.status == "pending"]
+    if pending:  # who said "I'm on it", in the order they did
+        claims = await session.execute(select(Claim.approval_id, Claim.user_id)
+                                       .where(Claim.approval_id.in_(pending)).order_by(Claim.id))
+        for approval_id, user_id in claims.all():
+            reviewing.setdefault(approval_id, []).append(user_id)
     out = []
     for row in rows:
         name = names.get(row.connection_id, row.connection_id)
         # riskScore and trace come only from the Cheqpoint-compatible API; reviewers see them too.
+        # reviewingBy: the Slack users who claimed it ("I'm on it").
         data = {**approval_out(row), "version": row.revision, "revisedBy": revised_by(row), "connectionName": name,
-                "riskScore": (row.extra or {}).get("riskScore"), "trace": (row.extra or {}).get("trace")}
+                "riskScore": (row.extra or {}).get("riskScore"), "trace": (row.extra or {}).get("trace"),
+                "reviewingBy": reviewing.get(row.id, [])}
         out.append(Snapshot(row, data, name))
     return out
 

@@ -71,8 +71,8 @@ def test_dashboard_links_say_test_only_in_test_mode():
 def test_buttons_carry_the_approval_and_version():
     _, blocks = review_message(approval(), connection_name="c", test_mode=False, version=7)
     found = buttons(blocks)
-    assert [b["text"]["text"].split()[0] for b in found] == ["Approve", "Reject", "Edit"]
-    assert [b["action_id"] for b in found] == [ActionId.APPROVE, ActionId.REJECT, ActionId.EDIT]
+    assert [b["text"]["text"] for b in found] == ["Approve", "Reject", "Edit", "I'm on it"]
+    assert [b["action_id"] for b in found] == [ActionId.APPROVE, ActionId.REJECT, ActionId.EDIT, ActionId.CLAIM]
     assert {ButtonRef.loads(b["value"]) for b in found} == {ButtonRef(approval_id="apr_01HZX", version=7)}
 
 
@@ -85,7 +85,7 @@ def test_large_amounts_ask_for_confirmation_before_approving():
 
 def test_nothing_to_edit_means_no_edit_button():
     _, blocks = review_message(approval(), connection_name="c", test_mode=False, version=1, can_edit=False)
-    assert [b["action_id"] for b in buttons(blocks)] == ["approve", "reject"]
+    assert [b["action_id"] for b in buttons(blocks)] == ["approve", "reject", "claim"]
 
 
 def test_why_review_with_one_of_two_approvals_and_the_expiry():

@@ -3,7 +3,7 @@
 from collections.abc import Mapping
 from typing import Any
 
-from slack_sdk.models.blocks import Block, DividerBlock
+from slack_sdk.models.blocks import Block, ButtonElement, DividerBlock
 
 from bot import layout
 from bot.blocks.common import (
@@ -20,7 +20,7 @@ from bot.blocks.common import (
     votes_line,
 )
 from bot.blocks.facts import stripe_facts_blocks
-from bot.ids import BlockId
+from bot.ids import ActionId, BlockId, ButtonRef
 
 # Object statuses Stripe reaches after the call succeeded, shown on the message once its webhook says so.
 _LATER_STATUSES = frozenset({"paid", "won", "lost", "warning_closed"})
@@ -42,6 +42,7 @@ def review_message(
     `confirm_over_minor`: amounts (minor units) above it get a confirmation dialog on Approve.
     `can_edit`: False for actions with nothing a reviewer may change (no Edit button).
     `stripe_configured`: a catalogue write without Stripe's facts then says it is not verified.
+    `approval["reviewingBy"]`: the Slack users who said "I'm on it", shown above the buttons.
     """
     # A revised request shows the revision being voted on, and says who changed what.
     blocks: list[Block] = facts(approval, connection_name=connection_name, test_mode=test_mode,
@@ -53,7 +54,14 @@ def review_message(
                                      "earlier approvals no longer count, approvers please review again\n"
                                      + "\n".join(lines)))
     blocks.append(mrkdwn_section(review_reason(approval)))
-    blocks.append(review_buttons(approval, version=version, confirm_over_minor=confirm_over_minor, can_edit=can_edit))
+    reviewing = approval.get("reviewingBy") or []
+    if reviewing:
+        blocks.append(context("👀 Reviewing: " + " ".join(layout.mention(user) for user in reviewing)))
+    buttons = review_buttons(approval, version=version, confirm_over_minor=confirm_over_minor, can_edit=can_edit)
+    # Claiming goes last: the first three stay Approve, Reject, Edit wherever they are shown.
+    value = ButtonRef(approval_id=approval.get("approvalId", ""), version=version).dumps()
+    buttons.elements.append(ButtonElement(text="I'm on it", action_id=ActionId.CLAIM, value=value))
+    blocks.append(buttons)
     return notification_text("Approval needed", approval, test_mode=test_mode), to_dicts(blocks)
 
 

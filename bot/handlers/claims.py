@@ -5,6 +5,7 @@ from typing import Any
 from slack_sdk.web.async_client import AsyncWebClient
 
 from api.approvals.authority import NotAnApprover
+from api.outbox.service import enqueue
 from bot import render
 from bot.blocks import reject_modal
 from bot.claims import claim
@@ -13,6 +14,7 @@ from bot.handlers.actions import _pending_for as pending_for
 from bot.handlers.actions import answer
 from bot.handlers.common import Deps, actor_of, authorised, button_ref, refusal_text, tell
 from bot.ids import ActionId
+from bot.notifier import UPDATE
 
 
 def register(app: Any, deps: Deps) -> None:
@@ -38,6 +40,8 @@ def register(app: Any, deps: Deps) -> None:
             digest_id = await digest_of(session, snapshot.id)
             if new and digest_id is not None:
                 await mark_changed(session, digest_id)  # the digest shows who is reviewing
+            elif new and snapshot.row.slack_ts:
+                await enqueue(session, UPDATE, {"approval_id": snapshot.id})  # so does its own message
             return new, digest_id
 
         new, digest_id = await deps.db.write(record)
