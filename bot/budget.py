@@ -17,6 +17,7 @@ import asyncio
 import logging
 import random
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -108,16 +109,17 @@ def starts_pause(before: float | None, after: float, rate: Rate) -> bool:
     return before is None or after > before + rate.interval
 
 
-class BudgetStore:
+class BudgetStore(ABC):
     """Where the budgets' state lives. Times are seconds since the epoch, by the wall clock:
     Slack's limits are in real seconds, whatever clock the rest of the service is given."""
 
+    @abstractmethod
     async def reserve(self, key: str, rate: Rate, now: float) -> float:
-        raise NotImplementedError
+        """Take the next slot of `key`'s budget; returns when it is."""
 
+    @abstractmethod
     async def close(self, key: str, rate: Rate, now: float, seconds: float) -> bool:
         """Close the budget for `seconds`; True when this moved it (the first 429 of a burst)."""
-        raise NotImplementedError
 
 
 class MemoryBudgets(BudgetStore):

@@ -36,7 +36,7 @@ class Service:
         assert response.status_code in (200, 202), response.text
         return response.json()
 
-    async def refused(self, action: str, details: dict[str, Any], field: str) -> dict[str, Any]:
+    async def expect_refused(self, action: str, details: dict[str, Any], field: str) -> dict[str, Any]:
         """A 422 whose errors locate `details.<field>`, with nothing stored."""
         before = await self.count()
         response = await self.post(action, details)

@@ -26,7 +26,7 @@ async def service(make_settings, clock, fake):
 async def test_a_vnd_label_on_a_usd_charge_is_refused(service, fake):
     # The attack: 500,000 "VND" (about $20) shown to reviewers, executed as $5,000.00.
     charge = fake.add_charge(amount=500_000, currency="usd")
-    problem = await service.refused("issue_refund", {"charge_id": charge["id"], "currency": "vnd",
+    problem = await service.expect_refused("issue_refund", {"charge_id": charge["id"], "currency": "vnd",
                                                      "amount_cents": 500_000}, "currency")
     assert "USD" in problem["errors"][0]["msg"] and "VND" in problem["errors"][0]["msg"]
     assert fake.refunds == []
@@ -34,41 +34,41 @@ async def test_a_vnd_label_on_a_usd_charge_is_refused(service, fake):
 
 async def test_a_customer_id_that_is_not_the_charges_customer_is_refused(service, fake):
     charge = fake.add_charge(customer="cus_RealOwner0001")
-    problem = await service.refused("issue_refund", {"charge_id": charge["id"], "customer_id": "cus_aaa"},
+    problem = await service.expect_refused("issue_refund", {"charge_id": charge["id"], "customer_id": "cus_aaa"},
                                     "customer_id")
     assert "cus_RealOwner0001" in problem["errors"][0]["msg"]
 
 
 async def test_a_refund_above_what_is_still_refundable_is_refused(service, fake):
     charge = fake.add_charge(amount=34900, amount_refunded=30000)
-    problem = await service.refused("issue_refund", {"charge_id": charge["id"], "amount_cents": 10000},
+    problem = await service.expect_refused("issue_refund", {"charge_id": charge["id"], "amount_cents": 10000},
                                     "amount_cents")
     assert "$49.00 USD" in problem["errors"][0]["msg"]
 
 
 async def test_a_fully_refunded_charge_cannot_be_asked_again(service, fake):
     charge = fake.add_charge(amount=34900, amount_refunded=34900)
-    await service.refused("issue_refund", {"charge_id": charge["id"]}, "charge_id")
+    await service.expect_refused("issue_refund", {"charge_id": charge["id"]}, "charge_id")
     intent = fake.add_payment_intent(amount=1000)
     fake.charges[intent["latest_charge"]]["amount_refunded"] = 1000
-    await service.refused("issue_refund", {"payment_intent_id": intent["id"]}, "payment_intent_id")
+    await service.expect_refused("issue_refund", {"payment_intent_id": intent["id"]}, "payment_intent_id")
 
 
 async def test_an_unknown_charge_is_refused(service, fake):
-    problem = await service.refused("issue_refund", {"charge_id": "ch_DoesNotExist0001"}, "charge_id")
+    problem = await service.expect_refused("issue_refund", {"charge_id": "ch_DoesNotExist0001"}, "charge_id")
     assert "no such charge" in problem["errors"][0]["msg"]
 
 
 async def test_a_live_mode_charge_is_refused_with_a_test_key(service, fake):
     charge = fake.add_charge(livemode=True)
-    problem = await service.refused("issue_refund", {"charge_id": charge["id"]}, "charge_id")
+    problem = await service.expect_refused("issue_refund", {"charge_id": charge["id"]}, "charge_id")
     assert "live-mode" in problem["errors"][0]["msg"]
 
 
 async def test_a_test_mode_charge_is_refused_with_a_live_key(make_settings, clock, fake):
     charge = fake.add_charge()
     async with stripe_service(make_settings, clock, fake, key="sk_live_cheqpoint") as service:
-        problem = await service.refused("issue_refund", {"charge_id": charge["id"]}, "charge_id")
+        problem = await service.expect_refused("issue_refund", {"charge_id": charge["id"]}, "charge_id")
     assert "test-mode" in problem["errors"][0]["msg"]
 
 

@@ -25,7 +25,7 @@ async def gateway(fake):
     await gateway.aclose()
 
 
-def fits(obj: dict, schema: str | None = None) -> None:
+def expect_fits_spec(obj: dict, schema: str | None = None) -> None:
     assert object_problems(obj, schema) == [], obj
 
 
@@ -42,36 +42,37 @@ async def test_every_object_verification_reads_fits_the_spec(fake, gateway):
     fake.add_bank_account("usd")
     fake.set_balance("usd", 9000, pending=100)
 
-    fits(await gateway.retrieve_charge(charge["id"]))
-    fits(await gateway.retrieve_payment_intent(intent["id"]))
-    fits(await gateway.retrieve_customer("cus_Spec00000001"))
+    expect_fits_spec(await gateway.retrieve_charge(charge["id"]))
+    expect_fits_spec(await gateway.retrieve_payment_intent(intent["id"]))
+    expect_fits_spec(await gateway.retrieve_customer("cus_Spec00000001"))
     charges = await gateway.list_charges({"customer": "cus_Spec00000001", "limit": 100, "expand": ["data.refunds"]})
     assert charges["data"] and all(object_problems(c) == [] for c in charges["data"])
     disputes = await gateway.list_disputes({"charge": charge["id"], "limit": 1})
     assert [d["id"] for d in disputes["data"]] == [dispute["id"]]
-    fits(disputes["data"][0])
-    fits(await gateway.retrieve_dispute(dispute["id"]))
-    fits(await gateway.retrieve_price(price["id"]))
-    fits(await gateway.retrieve_subscription(subscription["id"]))
-    fits(await gateway.retrieve_balance())
-    fits(await gateway.retrieve_account())
-    fits(await gateway.upcoming_invoice({"subscription": subscription["id"]}))
-    fits(await gateway.upcoming_invoice({
+    expect_fits_spec(disputes["data"][0])
+    expect_fits_spec(await gateway.retrieve_dispute(dispute["id"]))
+    expect_fits_spec(await gateway.retrieve_price(price["id"]))
+    expect_fits_spec(await gateway.retrieve_subscription(subscription["id"]))
+    expect_fits_spec(await gateway.retrieve_balance())
+    expect_fits_spec(await gateway.retrieve_account())
+    expect_fits_spec(await gateway.upcoming_invoice({"subscription": subscription["id"]}))
+    expect_fits_spec(await gateway.upcoming_invoice({
         "subscription": subscription["id"], "subscription_proration_behavior": "create_prorations",
         "subscription_items": [{"id": item["id"], "quantity": 3}, {"price": price["id"], "quantity": 1}]}))
 
 
 async def test_every_object_the_writes_answer_fits_the_spec(fake, gateway):
     charge = fake.add_charge(amount=5000)
-    fits(await gateway.create_refund({"charge": charge["id"], "amount": 100}, idempotency_key="k1"))
-    fits(await gateway.create_payout({"amount": 100, "currency": "usd"}, idempotency_key="k2"))
+    expect_fits_spec(await gateway.create_refund({"charge": charge["id"], "amount": 100}, idempotency_key="k1"))
+    expect_fits_spec(await gateway.create_payout({"amount": 100, "currency": "usd"}, idempotency_key="k2"))
     subscription = fake.add_subscription()
-    fits(await gateway.update_subscription(subscription["id"], {"cancel_at_period_end": True}, idempotency_key="k3"))
-    fits(await gateway.cancel_subscription(subscription["id"], {}, idempotency_key="k4"))
+    expect_fits_spec(await gateway.update_subscription(subscription["id"], {"cancel_at_period_end": True},
+                                                       idempotency_key="k3"))
+    expect_fits_spec(await gateway.cancel_subscription(subscription["id"], {}, idempotency_key="k4"))
     dispute = fake.add_dispute()
-    fits(await gateway.update_dispute(dispute["id"], {"evidence": {"uncategorized_text": "x"}, "submit": False},
-                                      idempotency_key="k5"))
-    fits(await gateway.close_dispute(dispute["id"], idempotency_key="k6"))
+    expect_fits_spec(await gateway.update_dispute(dispute["id"], {"evidence": {"uncategorized_text": "x"},
+                                                                  "submit": False}, idempotency_key="k5"))
+    expect_fits_spec(await gateway.close_dispute(dispute["id"], idempotency_key="k6"))
 
 
 def test_the_check_catches_what_stripe_would_never_send(fake):

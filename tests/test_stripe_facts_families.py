@@ -56,14 +56,15 @@ async def test_the_policy_decides_what_a_payout_above_the_balance_means(make_set
 
 
 async def test_a_payout_in_a_currency_the_account_does_not_hold_is_refused(service, fake):
-    problem = await service.refused("create_payout", {"amount_cents": 1000, "currency": "eur"}, "currency")
+    problem = await service.expect_refused("create_payout", {"amount_cents": 1000, "currency": "eur"}, "currency")
     assert "EUR" in problem["errors"][0]["msg"]
 
 
 async def test_a_payout_to_a_destination_the_account_does_not_have_is_refused(service, fake):
     fake.add_bank_account("usd")
-    await service.refused("create_payout", {"amount_cents": 1000, "currency": "usd", "destination": "ba_Unknown01"},
-                          "destination")
+    await service.expect_refused("create_payout",
+                                 {"amount_cents": 1000, "currency": "usd", "destination": "ba_Unknown01"},
+                                 "destination")
 
 
 # -- subscriptions ----------------------------------------------------------------------------------
@@ -72,22 +73,22 @@ async def test_a_payout_to_a_destination_the_account_does_not_have_is_refused(se
 async def test_a_canceled_subscription_is_refused(service, fake):
     for status in ("canceled", "incomplete_expired"):
         subscription = fake.add_subscription(status=status)
-        problem = await service.refused("cancel_subscription", {"subscription_id": subscription["id"]},
+        problem = await service.expect_refused("cancel_subscription", {"subscription_id": subscription["id"]},
                                         "subscription_id")
         assert status in problem["errors"][0]["msg"]
 
 
 async def test_an_item_or_price_the_subscription_does_not_have_is_refused(service, fake):
     subscription = fake.add_subscription()
-    await service.refused("update_subscription", {"subscription_id": subscription["id"],
+    await service.expect_refused("update_subscription", {"subscription_id": subscription["id"],
                                                   "items": [{"id": "si_NotThisOne01", "quantity": 2}]}, "items.0.id")
-    await service.refused("update_subscription", {"subscription_id": subscription["id"],
+    await service.expect_refused("update_subscription", {"subscription_id": subscription["id"],
                                                   "items": [{"price": "price_Missing001"}]}, "items.0.price")
     archived = fake.add_price(active=False)
-    await service.refused("update_subscription", {"subscription_id": subscription["id"],
+    await service.expect_refused("update_subscription", {"subscription_id": subscription["id"],
                                                   "items": [{"price": archived["id"]}]}, "items.0.price")
     euros = fake.add_price(currency="eur")
-    await service.refused("update_subscription", {"subscription_id": subscription["id"],
+    await service.expect_refused("update_subscription", {"subscription_id": subscription["id"],
                                                   "items": [{"price": euros["id"]}]}, "items.0.price")
 
 
@@ -126,7 +127,7 @@ async def test_a_dispute_no_longer_open_is_refused(service, fake, action):
         details = {"dispute_id": dispute["id"]}
         if action == "submit_dispute_evidence":
             details["evidence"] = {"uncategorized_text": "Delivered on time."}
-        problem = await service.refused(action, details, "dispute_id")
+        problem = await service.expect_refused(action, details, "dispute_id")
         assert status in problem["errors"][0]["msg"]
 
 
@@ -143,4 +144,4 @@ async def test_an_open_dispute_shows_reason_amount_and_deadline(service, fake):
 
 async def test_a_live_mode_dispute_is_refused_with_a_test_key(service, fake):
     dispute = fake.add_dispute(livemode=True)
-    await service.refused("close_dispute", {"dispute_id": dispute["id"]}, "dispute_id")
+    await service.expect_refused("close_dispute", {"dispute_id": dispute["id"]}, "dispute_id")

@@ -143,9 +143,9 @@ async def test_velocity_limits_cannot_be_reset_with_made_up_customers_or_currenc
                                       execute=False)
     assert approved["status"] == "approved" and approved["details"]["customer_id"] == CUSTOMER
     # The old trick, a fresh label per request, is refused outright.
-    await service.refused("issue_refund", {"charge_id": second["id"], "amount_cents": 1500,
+    await service.expect_refused("issue_refund", {"charge_id": second["id"], "amount_cents": 1500,
                                            "customer_id": "cus_aab"}, "customer_id")
-    await service.refused("issue_refund", {"charge_id": second["id"], "amount_cents": 1500,
+    await service.expect_refused("issue_refund", {"charge_id": second["id"], "amount_cents": 1500,
                                            "currency": "aab"}, "currency")
     # And the honest next request meets the customer's total.
     reviewed = await service.accepted("issue_refund", {"charge_id": third["id"], "amount_cents": 1500})
