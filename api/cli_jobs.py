@@ -6,13 +6,13 @@ from datetime import datetime
 from typing import Annotated, Any
 
 import typer
-from sqlalchemy import func, select, update
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.cli import EXIT_CODES, app, fail, load_settings, run
 from api.db import Database, utcnow
-from api.errors import Conflict, NotFound
 from api.outbox.models import Job
+from api.outbox.service import requeue_parked
 
 jobs_app = typer.Typer(help="The outbox: jobs waiting, running or parked, and requeueing parked ones.",
                        no_args_is_help=True, epilog=EXIT_CODES)
@@ -75,21 +75,7 @@ def jobs_requeue(
         fail("give a job id or --all-parked (not both)", 2)
 
     async def requeue(session: AsyncSession) -> int:
-        now = utcnow()
-        if job_id is not None:
-            job = await session.get(Job, job_id)
-            if job is None:
-                raise NotFound(f"no job {job_id}")
-            if job.status != "parked":
-                raise Conflict(f"job {job_id} is {job.status}, not parked: only parked jobs are requeued")
-        where = Job.id == job_id if job_id is not None else Job.status == "parked"
-        count = await session.scalar(select(func.count()).select_from(Job).where(where, Job.status == "parked"))
-        await session.execute(
-            update(Job).where(where, Job.status == "parked")
-            .values(status="queued", run_at=now, locked_until=None, finished_at=None,
-                    max_attempts=Job.attempts + Job.max_attempts)
-            .execution_options(synchronize_session=False))
-        return count or 0
+        return await requeue_parked(session, utcnow(), job_id)
 
     count = run(_with_db(requeue))
     typer.echo(f"{job_id}: queued to run again" if job_id else f"{count} parked job{'s' if count != 1 else ''} "

@@ -11,6 +11,7 @@ from api.console.context import Console, Viewer
 from api.console.gate import form_sender, reader, refused_page
 from api.console.pages import page, secure
 from api.errors import AppError
+from api.outbox.service import requeue_parked
 
 NOTICES = {"revoked": "The Connection is revoked; its pending requests were cancelled.",
            "requeued": "The job is queued to run again."}
@@ -96,7 +97,7 @@ def register(router: APIRouter, console: Console) -> None:
         if not viewer.person.may_decide_anything:
             return refused_page(viewer.person.name, "Only approvers requeue jobs.")
         try:
-            await container.db.write(lambda session: admin.requeue_parked(session, job_id, container.clock()))
+            await container.db.write(lambda session: requeue_parked(session, container.clock(), job_id))
         except AppError as exc:
             return refused_page(viewer.person.name, exc.detail, status=exc.status)
         container.worker.wake()

@@ -3,11 +3,13 @@
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.db import JOBS_ENQUEUED, utcnow
+from api.errors import Conflict, NotFound
 from api.ids import new_id
 from api.outbox.models import Job
 
@@ -35,3 +37,21 @@ async def enqueue(
         await session.execute(insert(Job).values(**values).on_conflict_do_nothing(index_elements=["key"]))
     if values["run_at"] <= now:
         session.info[JOBS_ENQUEUED] = True  # due now: wake this process's worker after the commit
+
+
+async def requeue_parked(session: AsyncSession, now: datetime, job_id: str | None = None) -> int:
+    """Run one parked job (or, without `job_id`, every parked job) again now, with a fresh budget of
+    attempts; its history is kept. Returns how many were requeued."""
+    if job_id is not None:
+        job = await session.get(Job, job_id, with_for_update=True)
+        if job is None:
+            raise NotFound(f"no job {job_id}")
+        if job.status != "parked":
+            raise Conflict(f"job {job_id} is {job.status}, not parked: only parked jobs are requeued")
+    where = (Job.id == job_id, Job.status == "parked") if job_id is not None else (Job.status == "parked",)
+    count = await session.scalar(select(func.count()).select_from(Job).where(*where))
+    await session.execute(update(Job).where(*where)
+                          .values(status="queued", run_at=now, locked_until=None, finished_at=None,
+                                  max_attempts=Job.attempts + Job.max_attempts)
+                          .execution_options(synchronize_session=False))
+    return count or 0
