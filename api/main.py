@@ -20,6 +20,7 @@ from sqlalchemy import text
 from api.approvals.authority import Authority
 from api.approvals.decisions import Decisions
 from api.approvals.effects import Effects
+from api.approvals.review_links import ReviewLinks
 from api.approvals.routes import router as approvals_router
 from api.approvals.service import ApprovalService
 from api.approvals.waiters import Waiters
@@ -62,6 +63,8 @@ class Container:
     clock: Callable[[], datetime]
     key_cache: KeyCache = field(default_factory=KeyCache)
     metrics: Metrics = field(default_factory=Metrics)
+    # Links to where surfaces show a request (the compatible API's `reviewUrl`), registered by them.
+    review_links: ReviewLinks = field(default_factory=ReviewLinks)
     # Adapters' own parts: "routers" (mounted on the app), "on_start" / "on_close" (async callables run
     # by `running()`), and whatever else they keep here (the Slack notifier, …).
     extras: dict[str, Any] = field(default_factory=dict)

@@ -23,6 +23,7 @@ from api.ids import new_id
 from api.outbox.models import Job
 from api.outbox.registry import JobContext, JobRegistry
 from api.outbox.service import enqueue
+from bot.messages import message_of, posted
 from bot.models import Digest, DigestItem
 
 log = logging.getLogger(__name__)
@@ -86,7 +87,7 @@ class Digests:
 
     async def _absorb(self, session: AsyncSession, approval_id: str) -> bool:
         row = await session.get(Approval, approval_id)
-        if row is None or row.status != "pending" or row.slack_ts is not None:
+        if row is None or row.status != "pending" or await message_of(session, approval_id) is not None:
             return False
         if await digest_of(session, approval_id) is not None:
             return True  # listed already (a repeated job, or a digest took it with its group)
@@ -131,7 +132,7 @@ class Digests:
         rule_match = Approval.rule.is_(None) if rule is None else Approval.rule == rule
         others = await session.scalars(select(Approval.id).where(
             Approval.connection_id == connection_id, Approval.action == action, rule_match,
-            Approval.status == "pending", Approval.slack_ts.is_(None), Approval.id != row.id))
+            Approval.status == "pending", ~posted(), Approval.id != row.id))
         queued = await _queued_posts(session, ("queued",))
         candidates += [other for other in others.all() if other in queued]
         now = session.info["clock"]()

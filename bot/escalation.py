@@ -95,8 +95,8 @@ class Escalations:
     async def _thread(self, ctx: JobContext, snapshot: render.Snapshot) -> tuple[str, str | None]:
         """The request's own message, else the digest listing it, else the review channel itself."""
         row = snapshot.row
-        if row.slack_ts:
-            return row.slack_channel or "", row.slack_ts
+        if snapshot.ts:
+            return snapshot.channel, snapshot.ts
         async with ctx.db.read() as session:
             found = (await session.execute(select(Digest.channel, Digest.ts).join(
                 DigestItem, DigestItem.digest_id == Digest.id).where(DigestItem.approval_id == row.id))).first()

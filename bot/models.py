@@ -1,4 +1,5 @@
-"""Slack's own tables: digests (one message listing many requests) and claims ("I'm on it").
+"""Slack's own tables: where each review message is, digests (one message listing many requests)
+and claims ("I'm on it").
 
 They belong to the Slack adapter, not to the approvals core: the core never reads them.
 """
@@ -9,6 +10,19 @@ from sqlalchemy import ForeignKey, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from api.db import Base, utcnow
+
+
+class SlackMessage(Base):
+    """Where a request's own review message is in Slack. A row exists once the message is posted
+    (or an earlier post was found and adopted); a request listed only in a digest has none."""
+
+    __tablename__ = "slack_messages"
+
+    approval_id: Mapped[str] = mapped_column(ForeignKey("approvals.id"), primary_key=True)
+    channel: Mapped[str] = mapped_column(String(40))
+    ts: Mapped[str] = mapped_column(String(40))
+    # NULL for messages posted before this table existed (the approvals row kept no time for them).
+    posted_at: Mapped[datetime | None]
 
 
 class Digest(Base):

@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from slack_sdk.web.async_client import AsyncWebClient
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.approvals.models import Approval
@@ -18,7 +18,7 @@ from api.config import Settings
 from api.outbox.models import Job
 from api.outbox.registry import JobContext, JobRegistry, Retry
 from api.outbox.service import enqueue
-from bot import render
+from bot import messages, render
 from bot.approvers import ApproverDirectory
 from bot.blocks import AlertKind, alert_text, delivery_failed_text, reminder_text
 from bot.blocks.notices import execution_update_text
@@ -57,12 +57,21 @@ async def enqueue_execution_update(session: AsyncSession, approval: Approval, al
     """
     update_payload = {"approval_id": approval.id, "update": execution_update(approval)}
     change = f"{approval.id}:{approval.version}"
-    if approval.slack_ts is not None or (approval.decided_by or {}).get("type") != "rule":
+    if await has_review_message(session, approval):
         await enqueue(session, UPDATE, {"approval_id": approval.id})
         await enqueue(session, REPLY, update_payload, key=f"slack.reply:{change}")
     if alerts_channel:
         await enqueue(session, ALERT, {"kind": AlertKind.EXECUTION_UPDATED, **update_payload},
                       key=f"slack.alert:{AlertKind.EXECUTION_UPDATED}:{change}")
+
+
+async def has_review_message(session: AsyncSession, approval: Approval) -> bool:
+    """A request that went to people has (or will have) a message; a rule's decision has none.
+
+    Asked in the effect's transaction: only a rule's decision costs a look at Slack's table."""
+    if (approval.decided_by or {}).get("type") != "rule":
+        return True
+    return await messages.message_of(session, approval.id) is not None
 
 
 class Notifier:
@@ -82,7 +91,7 @@ class Notifier:
 
     async def post_request(self, ctx: JobContext, payload: dict[str, Any]) -> None:
         snapshot = await render.load(ctx.db, payload["approval_id"])
-        if snapshot is None or snapshot.row.slack_ts:
+        if snapshot is None or snapshot.ts:
             return
         channel = self.settings.review_channel or ""
         found = None
@@ -101,11 +110,7 @@ class Notifier:
         ts = response["ts"]
 
         async def store(session: AsyncSession) -> None:
-            # A Core UPDATE leaves the row's version alone: storing where the message is must not
-            # make a reviewer's click on it look stale, nor fail a decision being written meanwhile.
-            await session.execute(update(Approval).where(Approval.id == snapshot.id)
-                                  .values(slack_channel=response["channel"], slack_ts=ts)
-                                  .execution_options(synchronize_session=False))
+            await messages.record(session, snapshot.id, response["channel"], ts, ctx.clock())
             version = await session.scalar(select(Approval.version).where(Approval.id == snapshot.id))
             # Decided or voted on while we were posting, or a message an earlier attempt posted
             # (rendered then): bring it up to date.
@@ -118,7 +123,7 @@ class Notifier:
         snapshot = await self._posted(ctx, payload["approval_id"])
         if snapshot is None:
             return
-        channel, ts = snapshot.row.slack_channel or "", snapshot.row.slack_ts
+        channel, ts = snapshot.channel, snapshot.ts
         text, blocks = render.message(snapshot, self.settings)
         await self._call(ctx, "update the review message", channel, snapshot,
                          lambda: self.client.chat_update(channel=channel, ts=ts, text=text, blocks=blocks))
@@ -130,7 +135,7 @@ class Notifier:
         snapshot = await self._posted(ctx, payload["approval_id"])
         if snapshot is None or not snapshot.pending:
             return
-        channel, ts = snapshot.row.slack_channel or "", snapshot.row.slack_ts
+        channel, ts = snapshot.channel, snapshot.ts
         text = reminder_text(snapshot.data, self.directory.approvers_for(snapshot.row.approvers))
         await self._call(ctx, "post the reminder", channel, snapshot,
                          lambda: self.client.chat_postMessage(channel=channel, thread_ts=ts, text=text))
@@ -139,7 +144,7 @@ class Notifier:
         snapshot = await self._posted(ctx, payload["approval_id"])
         if snapshot is None:
             return
-        channel, ts = snapshot.row.slack_channel or "", snapshot.row.slack_ts
+        channel, ts = snapshot.channel, snapshot.ts
         text = execution_update_text(payload["update"], test_mode=self.settings.stripe_test_mode)
         await self._call(ctx, "reply in the review thread", channel, snapshot,
                          lambda: self.client.chat_postMessage(channel=channel, thread_ts=ts, text=text,
@@ -165,7 +170,7 @@ class Notifier:
     async def _posted(self, ctx: JobContext, approval_id: str) -> render.Snapshot | None:
         """The approval once its message exists; None when there is none and none is coming."""
         snapshot = await render.load(ctx.db, approval_id)
-        if snapshot is None or snapshot.row.slack_ts:
+        if snapshot is None or snapshot.ts:
             return snapshot
         async with ctx.db.read() as session:
             waiting = await session.scalar(select(Job.id).where(
@@ -175,11 +180,10 @@ class Notifier:
         return None  # decided by a rule, or its post was parked: there is no message to touch
 
     async def _permalink(self, snapshot: render.Snapshot) -> str | None:
-        if not snapshot.row.slack_ts:
+        if not snapshot.ts:
             return None
         try:
-            response = await self.client.chat_getPermalink(channel=snapshot.row.slack_channel,
-                                                           message_ts=snapshot.row.slack_ts)
+            response = await self.client.chat_getPermalink(channel=snapshot.channel, message_ts=snapshot.ts)
         except Exception as exc:  # the alert matters more than its link
             log.warning("no permalink for %s: %r", snapshot.id, exc)
             return None

@@ -20,7 +20,7 @@ from api.connections.models import Connection
 from api.db import Database
 from api.money import exponent
 from bot.blocks import decided_message, review_message
-from bot.models import Claim
+from bot.models import Claim, SlackMessage
 
 # Approve asks "are you sure?" above this many major units of the request's currency ($1,000.00,
 # €1,000.00, ¥1,000): a slip of the thumb on a large amount costs more than one extra click.
@@ -33,6 +33,8 @@ class Snapshot:
     # approval_out(row) + `version` (the revision buttons name), `revisedBy` and `connectionName`
     data: dict[str, Any]
     connection_name: str
+    # The request's own review message (Slack's table, not the core's); None until it is posted.
+    message: SlackMessage | None = None
 
     @property
     def id(self) -> str:
@@ -47,6 +49,15 @@ class Snapshot:
     def revision(self) -> int:
         """What buttons and modals carry: the content's revision, which votes do not change."""
         return self.row.revision
+
+    @property
+    def channel(self) -> str:
+        return self.message.channel if self.message is not None else ""
+
+    @property
+    def ts(self) -> str | None:
+        """The review message's ts; None while it is not posted (or the request is in a digest)."""
+        return self.message.ts if self.message is not None else None
 
     @property
     def pending(self) -> bool:
@@ -66,6 +77,11 @@ async def _snapshots(session: AsyncSession, rows: Sequence[Approval]) -> list[Sn
                                        .where(Claim.approval_id.in_(pending)).order_by(Claim.id))
         for approval_id, user_id in claims.all():
             reviewing.setdefault(approval_id, []).append(user_id)
+    messages: dict[str, SlackMessage] = {}
+    if rows:
+        found_messages = await session.scalars(select(SlackMessage).where(
+            SlackMessage.approval_id.in_([row.id for row in rows])))
+        messages = {message.approval_id: message for message in found_messages.all()}
     out = []
     for row in rows:
         name = names.get(row.connection_id, row.connection_id)
@@ -74,7 +90,7 @@ async def _snapshots(session: AsyncSession, rows: Sequence[Approval]) -> list[Sn
         data = {**approval_out(row), "version": row.revision, "revisedBy": revised_by(row), "connectionName": name,
                 "riskScore": (row.extra or {}).get("riskScore"), "trace": (row.extra or {}).get("trace"),
                 "reviewingBy": reviewing.get(row.id, [])}
-        out.append(Snapshot(row, data, name))
+        out.append(Snapshot(row, data, name, messages.get(row.id)))
     return out
 
 

@@ -37,8 +37,7 @@ class AskAgain:
         snapshot = await render.load(ctx.db, payload["approval_id"])
         if snapshot is None or not snapshot.pending or snapshot.revision != payload.get("revision"):
             return  # decided since, or edited again (that edit asks for itself)
-        if not snapshot.row.slack_ts:
+        if not snapshot.ts:
             raise Retry("the review message is not posted yet", delay=WAIT_FOR_POST)
         text = ask_again_text(snapshot.data, self.authority.approvers_for(snapshot.row))
-        await self.client.chat_postMessage(channel=snapshot.row.slack_channel or "", thread_ts=snapshot.row.slack_ts,
-                                           text=text)
+        await self.client.chat_postMessage(channel=snapshot.channel, thread_ts=snapshot.ts, text=text)

@@ -25,7 +25,8 @@ from bot.bulk import BulkApprover
 from bot.digest_render import DigestRenderer
 from bot.digests import RENDER, Digests
 from bot.escalation import Escalations
-from bot.notifier import ALERT, POST, REMIND, UPDATE, Notifier, enqueue_execution_update, post_key
+from bot.messages import SlackReviewLinks
+from bot.notifier import ALERT, POST, REMIND, UPDATE, Notifier, enqueue_execution_update, has_review_message, post_key
 from bot.revisions import ASK_AGAIN, AskAgain
 
 log = logging.getLogger(__name__)
@@ -47,7 +48,7 @@ def subscriber(alerts_channel: str | None) -> Any:
             halfway = approval.created_at + (approval.expires_at - approval.created_at) / 2
             await enqueue(session, REMIND, {"approval_id": approval.id}, run_at=halfway,
                           key=f"slack.remind:{approval.id}")
-        elif event in _REFRESHING and _reviewed(approval):
+        elif event in _REFRESHING and await has_review_message(session, approval):
             await enqueue(session, UPDATE, {"approval_id": approval.id})
         elif event == "revised":
             await enqueue(session, ASK_AGAIN, {"approval_id": approval.id, "revision": approval.revision})
@@ -57,11 +58,6 @@ def subscriber(alerts_channel: str | None) -> Any:
                           key=f"slack.alert:{kind}:{approval.id}")
 
     return on_event
-
-
-def _reviewed(approval: Approval) -> bool:
-    """A request that went to people has (or will have) a message; a rule's decision has none."""
-    return approval.slack_ts is not None or (approval.decided_by or {}).get("type") != "rule"
 
 
 def _alert_kind(approval: Approval, event: str) -> str | None:
@@ -86,6 +82,7 @@ def install_slack(container: Any) -> None:
     notifier.register(container.registry)
     AskAgain(web_client(settings, interactive=False, budget=budget), container.authority).register(container.registry)
     container.effects.subscribe(subscriber(settings.alerts_channel))
+    container.review_links.register(SlackReviewLinks(container.db).review_url)
     install_reviewing_tools(container, directory, web_client(settings, interactive=False, budget=budget))
     extras = container.extras
     extras.update(slack_app=app, slack_budget=budget, slack_notifier=notifier, slack_inflight=inflight,

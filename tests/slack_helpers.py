@@ -18,11 +18,12 @@ from urllib.parse import urlencode
 import httpx
 from sqlalchemy import select
 
-from api.approvals.models import Approval
 from api.audit.models import AuditEvent
 from api.connections import service as connections
+from api.db import Database
 from api.main import Container, build_container, create_app, running
 from bot.ids import review_actions_block_id
+from bot.models import SlackMessage
 from tests.fakes.slack import FakeSlack
 
 TOKEN = "xoxb-test"
@@ -99,6 +100,13 @@ def event_callback(event: dict[str, Any]) -> dict[str, Any]:
             "type": "event_callback", "event_id": f"Ev{next(_counter):08d}", "event_time": int(time.time())}
 
 
+async def review_message(db: Database, approval_id: str) -> tuple[str, str] | None:
+    """(channel, ts) of the request's own review message, from the Slack adapter's table."""
+    async with db.read() as session:
+        message = await session.get(SlackMessage, approval_id)
+        return (message.channel, message.ts) if message is not None else None
+
+
 @dataclass
 class SlackHarness:
     fake: FakeSlack
@@ -131,10 +139,9 @@ class SlackHarness:
         return response
 
     async def location(self, approval_id: str) -> tuple[str, str]:
-        async with self.container.db.read() as session:
-            row = await session.get(Approval, approval_id)
-            assert row is not None and row.slack_ts, "the review message was not posted"
-            return row.slack_channel or "", row.slack_ts
+        found = await review_message(self.container.db, approval_id)
+        assert found is not None, "the review message was not posted"
+        return found
 
     async def message(self, approval_id: str) -> dict[str, Any]:
         channel, ts = await self.location(approval_id)

@@ -16,7 +16,7 @@ from tests.console_browser import CHROMIUM, CHROMIUM_ARGS, SCREENSHOTS, ensure_c
 from tests.console_helpers import PEOPLE, VIEWER, console_values, fakes
 from tests.fakes.slack import FakeSlack
 from tests.live import Live
-from tests.slack_helpers import APPROVER, GROUP_MEMBER, has_buttons
+from tests.slack_helpers import APPROVER, GROUP_MEMBER, has_buttons, review_message
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="the test extra's playwright is not installed")
 
@@ -34,8 +34,8 @@ class Served:
         return answer.json()
 
     def message(self, approval_id: str) -> dict[str, Any] | None:
-        row = self.live.approval(approval_id)
-        return self.fake.message(row.slack_channel, row.slack_ts) if row.slack_ts else None
+        found = self.live.run(review_message(self.live.container.db, approval_id))
+        return self.fake.message(*found) if found else None
 
 
 @pytest.fixture

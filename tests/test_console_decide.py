@@ -9,13 +9,13 @@ from sqlalchemy import select
 from api.audit.models import AuditEvent
 from tests.conftest import REFUND
 from tests.console_helpers import VIEWER, ConsoleHarness, console_harness
-from tests.slack_helpers import APPROVER, GROUP_MEMBER, PAYOUT, has_buttons
+from tests.slack_helpers import APPROVER, GROUP_MEMBER, PAYOUT, has_buttons, review_message
 
 
 async def posted_message(h: ConsoleHarness, approval_id: str) -> dict[str, Any]:
-    row = await h.container.approvals.get(None, approval_id)
-    assert row.slack_channel and row.slack_ts, "the review message was not posted"
-    return h.fake.message(row.slack_channel, row.slack_ts)
+    found = await review_message(h.container.db, approval_id)
+    assert found is not None, "the review message was not posted"
+    return h.fake.message(*found)
 
 
 async def audit(h: ConsoleHarness, event: str) -> list[AuditEvent]:

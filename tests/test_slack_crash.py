@@ -17,7 +17,6 @@ import pytest
 from sqlalchemy import select
 
 from api.approvals.actors import Actor
-from api.approvals.models import Approval
 from api.outbox.models import Job
 from api.outbox.registry import JobRegistry
 from api.outbox.service import enqueue
@@ -35,6 +34,7 @@ from tests.slack_helpers import (
     button_value,
     has_buttons,
     interactivity_body,
+    review_message,
     signature_headers,
     slack_harness,
 )
@@ -82,9 +82,8 @@ async def test_a_post_adopted_after_a_decision_loses_its_buttons(slack, clock):
 
 
 async def _posted_ts(container, approval_id: str) -> str | None:
-    async with container.db.read() as session:
-        row = await session.get(Approval, approval_id)
-        return row.slack_ts if row else None
+    found = await review_message(container.db, approval_id)
+    return found[1] if found else None
 
 
 async def test_a_worker_killed_while_slack_answers_is_replaced_within_seconds_without_a_second_post(

@@ -17,6 +17,7 @@ from api.approvals.models import Approval
 from api.db import Database
 from bot.delivery import EVENT_TYPE
 from bot.ids import review_actions_block_id
+from bot.models import SlackMessage
 from tests.fakes.slack import FakeSlack
 from tests.ops_processes import Process, environment, new_connection, served
 from tests.slack_helpers import (
@@ -40,8 +41,9 @@ CLICKS = 4
 
 async def posted(db: Database) -> dict[str, tuple[str | None, str]]:
     async with db.read() as session:
-        rows = (await session.execute(select(Approval.id, Approval.slack_ts, Approval.status))).all()
-    return {row.id: (row.slack_ts, row.status) for row in rows}
+        rows = (await session.execute(select(Approval.id, SlackMessage.ts, Approval.status).outerjoin(
+            SlackMessage, SlackMessage.approval_id == Approval.id))).all()
+    return {row.id: (row.ts, row.status) for row in rows}
 
 
 def messages_by_approval(fake: FakeSlack) -> dict[str, list[dict]]:

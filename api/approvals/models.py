@@ -60,8 +60,7 @@ class Approval(Base):
     # action has nothing to verify.
     stripe_facts: Mapped[dict[str, Any] | None]
 
-    slack_channel: Mapped[str | None] = mapped_column(String(40))
-    slack_ts: Mapped[str | None] = mapped_column(String(40))
+    # Where a surface shows the request (Slack's channel and ts) lives in that surface's own tables.
 
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)

@@ -83,16 +83,18 @@ async def _create(request: Request, body: CompatCreate, api_key: str | None, ide
 async def inbound(body: CompatCreate, request: Request, x_api_key: ApiKey = None,
                   idempotency_key: IdempotencyKey = None) -> JSONResponse:
     """Create a request; with `maxWaitMs`, hold up to that long (at most 10,000 ms) for the decision."""
-    approvals = request.app.state.container.approvals
+    container = request.app.state.container
+    approvals = container.approvals
     if not body.max_wait_ms:
-        return FiniteJSONResponse(inbound_view(await _create(request, body, x_api_key, idempotency_key)))
+        approval = await _create(request, body, x_api_key, idempotency_key)
+        return FiniteJSONResponse(inbound_view(approval, await container.review_links.url_for(approval.id)))
     connection = await _connection(request, x_api_key, body.api_key)
     # Longer waits are held at the cap, not refused; `app.state.compat_max_wait_ms` lowers it (tests).
     wait_ms = min(body.max_wait_ms, getattr(request.app.state, "compat_max_wait_ms", MAX_WAIT_MS))
     async with approvals.hold_slot(connection.id, wait_ms):  # before anything is stored
         approval = await _create(request, body, x_api_key, idempotency_key)
         approval = await approvals.hold(approval.connection_id, approval.id, wait_ms)
-    return FiniteJSONResponse(inbound_view(approval))
+    return FiniteJSONResponse(inbound_view(approval, await container.review_links.url_for(approval.id)))
 
 
 @router.post("/approvals/request", response_model=RequestCreatedOut)

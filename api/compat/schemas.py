@@ -90,15 +90,10 @@ def compat_view(approval: Approval) -> dict[str, Any]:
     }
 
 
-def review_url(approval: Approval) -> str | None:
-    """The Slack message reviewers decide in, once it is posted (a permalink Slack resolves itself)."""
-    if not (approval.slack_channel and approval.slack_ts):
-        return None
-    return f"https://slack.com/archives/{approval.slack_channel}/p{approval.slack_ts.replace('.', '')}"
+def inbound_view(approval: Approval, review_url: str | None) -> dict[str, Any]:
+    """The `POST /api/webhooks/inbound` answer: status in lower case, approvals' three spellings only.
 
-
-def inbound_view(approval: Approval) -> dict[str, Any]:
-    """The `POST /api/webhooks/inbound` answer: status in lower case, approvals' three spellings only."""
+    `review_url`: where reviewers decide (the Slack message, once posted), asked of the surfaces."""
     status = upper_status(approval).lower()
     return {
         "id": approval.id,
@@ -107,5 +102,5 @@ def inbound_view(approval: Approval) -> dict[str, Any]:
         "details": approval.details,
         "modifiedDetails": approval.modified_details,
         "decisionNote": approval.decision_note,
-        "reviewUrl": review_url(approval),
+        "reviewUrl": review_url,
     }

@@ -40,14 +40,14 @@ def register(app: Any, deps: Deps) -> None:
             digest_id = await digest_of(session, snapshot.id)
             if new and digest_id is not None:
                 await mark_changed(session, digest_id)  # the digest shows who is reviewing
-            elif new and snapshot.row.slack_ts:
+            elif new and snapshot.ts:
                 await enqueue(session, UPDATE, {"approval_id": snapshot.id})  # so does its own message
             return new, digest_id
 
         new, digest_id = await deps.db.write(record)
-        if new and digest_id is None and snapshot.row.slack_ts:
+        if new and digest_id is None and snapshot.ts:
             # The request's own message: its thread tells everyone who took it.
-            await client.chat_postMessage(channel=snapshot.row.slack_channel, thread_ts=snapshot.row.slack_ts,
+            await client.chat_postMessage(channel=snapshot.channel, thread_ts=snapshot.ts,
                                           text=f"👀 <@{user}> is reviewing this request.")
         await tell(client, body, "👀 You are on it: other reviewers see that you are reviewing this request."
                    if new else "You had already said you are on it.")
