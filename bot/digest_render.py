@@ -15,6 +15,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from api.actions import get_action
 from api.approvals.models import Approval
 from api.config import Settings
 from api.db import Database
@@ -22,17 +23,13 @@ from api.money import format_money
 from api.outbox.registry import JobContext
 from api.policy import Policy
 from api.policy.models import Rule
-from api.policy.reviewing import DEFAULT_BULK_CEILING, MONEY_ACTIONS
+from api.policy.reviewing import DEFAULT_BULK_CEILING
 from bot import render
 from bot.blocks.digest import BulkOffer, DigestItemView, DigestView, digest_message
 from bot.delivery import digest_metadata, find_posted_digest
 from bot.models import Claim, Digest, DigestItem
 
 log = logging.getLogger(__name__)
-
-_ACTION_WORDS = {"issue_refund": "Refunds", "create_payout": "Payouts", "cancel_subscription": "Cancellations",
-                 "update_subscription": "Subscription changes", "close_dispute": "Dispute closures",
-                 "submit_dispute_evidence": "Dispute evidence"}
 
 
 def age_text(created: datetime, now: datetime) -> str:
@@ -61,7 +58,8 @@ def bulk_covers(policy: Policy, action: str, rule_name: str | None, items: Seque
     rule = rule_of(policy, rule_name)
     if rule is None or not rule.bulk:
         return None
-    if action not in MONEY_ACTIONS:
+    spec = get_action(action)
+    if spec is None or not spec.moves_money:
         return [s for s in items if s.pending]
     ceiling = rule.bulk_ceiling or DEFAULT_BULK_CEILING
     covered = []
@@ -176,7 +174,8 @@ class DigestRenderer:
         return str(response["ts"])
 
     def _heading(self, digest: Digest, snapshots: Sequence[render.Snapshot]) -> str:
-        what = _ACTION_WORDS.get(digest.action, digest.action)
+        spec = get_action(digest.action)
+        what = spec.group_words() if spec is not None else digest.action
         source = snapshots[0].connection_name if snapshots else digest.connection_id
         rule = f" (rule: {digest.rule})" if digest.rule else ""
         return f"{what} from {source}{rule}"

@@ -16,6 +16,7 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from api.actions import get_action
 from api.money import format_money
 
 # The builders reach the inert-text helpers through this module, as they reach the layout's own.
@@ -145,24 +146,9 @@ def plain(value: Any) -> str:
 
 
 def headline(action: str, details: Mapping[str, Any]) -> str:
-    """The request in a few words with its money: `Refund $349.00 USD`."""
-    amount, currency = details.get("amount_cents"), details.get("currency")
-    if action == "issue_refund":
-        return f"Refund {money(amount, currency)}" if amount is not None else "Full refund"
-    if action == "create_payout":
-        method = " (instant)" if details.get("method") == "instant" else ""
-        return f"Payout {money(amount, currency)}{method}"
-    if action == "cancel_subscription":
-        when = " at period end" if details.get("at_period_end") else ""
-        return f"Cancel subscription {details.get('subscription_id', '')}{when}".strip()
-    if action == "update_subscription":
-        return f"Update subscription {details.get('subscription_id', '')}".strip()
-    if action == "close_dispute":
-        return f"Close dispute {details.get('dispute_id', '')} (accept the loss)"
-    if action == "submit_dispute_evidence":
-        verb = "Submit" if details.get("submit") else "Save"
-        return f"{verb} evidence for dispute {details.get('dispute_id', '')}".strip()
-    return humanize(action).capitalize()
+    """The request in a few words with its money: `Refund $349.00 USD` (each action words its own)."""
+    spec = get_action(action)
+    return spec.headline(dict(details)) if spec is not None else humanize(action).capitalize()
 
 
 # -- detail lines per action family ------------------------------------------------------------------
@@ -255,19 +241,20 @@ def _compact(value: Any) -> str:
     return str(value)
 
 
+# By the action's family (`ActionSpec.family`): an action of a known family needs nothing here.
 _FAMILIES: dict[str, Callable[[Mapping[str, Any], bool], Lines]] = {
-    "issue_refund": _refund_lines,
-    "create_payout": _payout_lines,
-    "cancel_subscription": _subscription_lines,
-    "update_subscription": _subscription_lines,
-    "close_dispute": _dispute_lines,
-    "submit_dispute_evidence": _dispute_lines,
+    "refund": _refund_lines,
+    "payout": _payout_lines,
+    "subscription": _subscription_lines,
+    "dispute": _dispute_lines,
 }
 
 
 def detail_lines(action: str, details: Mapping[str, Any], *, test_mode: bool) -> Lines:
     """The details as labelled mrkdwn lines, laid out for the action's family."""
-    return _FAMILIES.get(action, _generic_lines)(details, test_mode)
+    spec = get_action(action)
+    family = spec.family if spec is not None else None
+    return _FAMILIES.get(family or "", _generic_lines)(details, test_mode)
 
 
 def field_value(name: str, value: Any, details: Mapping[str, Any], *, test_mode: bool = False) -> str:

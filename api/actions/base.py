@@ -15,7 +15,7 @@ from pydantic import BaseModel, ValidationError
 
 from api.errors import ValidationFailed
 from api.execution.gateway import StripeGateway
-from api.money import MAX_AMOUNT_TEXT, MAX_WHOLE_DIGITS, SYMBOLS, parse_major
+from api.money import MAX_AMOUNT_TEXT, MAX_WHOLE_DIGITS, SYMBOLS, format_money, parse_major
 
 EditKind = Literal["amount", "choice", "bool", "quantity"]
 
@@ -84,6 +84,25 @@ class ActionSpec(ABC):
     details_model: ClassVar[type[BaseModel]]
     read_only: ClassVar[bool] = False
     editable: ClassVar[tuple[EditableField, ...]] = ()
+    # Several of these requests named together ("Refunds from support-agent"); "" reads the title.
+    plural: ClassVar[str] = ""
+    # Money leaves the account when it is approved: "Approve all" covers it only under a ceiling.
+    moves_money: ClassVar[bool] = False
+    # The Stripe object it creates or changes ("refund", "payout", "dispute") whose later outcomes
+    # Stripe's webhooks report; None when no later outcome is followed.
+    stripe_object: ClassVar[str | None] = None
+    # The action's family ("refund", "payout", "subscription", "dispute"): which of Stripe's facts are
+    # read before review (`api/facts`) and how its details are laid out for reviewers. None: a lookup.
+    family: ClassVar[str | None] = None
+
+    # -- how it reads ---------------------------------------------------------------------------
+
+    def headline(self, details: dict[str, Any]) -> str:
+        """The request in a few words with its money, plain text: `Refund $349.00 USD`."""
+        return self.name.replace("_", " ").capitalize()
+
+    def group_words(self) -> str:
+        return self.plural or self.title
 
     # -- validation ---------------------------------------------------------------------------
 
@@ -171,6 +190,17 @@ class ActionSpec(ABC):
         elif spec.kind == "bool" and not isinstance(value, bool):
             raise EditRejected(spec.name, "must be true or false")
 
+    async def check_edits(self, gateway: StripeGateway, details: dict[str, Any], edits: dict[str, Any]) -> None:
+        """Limits only Stripe knows (what is still refundable), checked before a reviewer's edit is
+        recorded. Raises EditRejected, or UpstreamUnavailable when Stripe cannot be asked. Nothing here
+        by default; only called when Stripe is configured (otherwise the execution fails, clearly)."""
+        return None
+
+    async def stripe_currency(self, gateway: StripeGateway, details: dict[str, Any]) -> str | None:
+        """The currency of the money these details move, asked of Stripe when the details do not
+        say it (a refund takes its charge's). None when Stripe has nothing to add."""
+        return None
+
     def parse_edit(self, field: str, text: str, currency: str | None) -> Any:
         """Turn an operator's typed value (`--set amount_cents=17450`) into the canonical value.
 
@@ -222,6 +252,15 @@ class ActionSpec(ABC):
         answer been lost) is refused: what the earlier attempt did, where Stripe cannot replay it
         under the idempotency key (it keeps none for DELETE). None: nothing to recover."""
         return None
+
+
+def money_text(amount_minor: Any, currency: Any) -> str:
+    """`$349.00 USD`; without a known currency the bare minor-unit count, never a guess."""
+    if not _is_int(amount_minor):
+        return str(amount_minor)
+    if not isinstance(currency, str) or not re.fullmatch(r"[A-Za-z]{3}", currency, re.ASCII):
+        return f"{amount_minor:,} (minor units, currency not given)"
+    return format_money(amount_minor, currency)
 
 
 def without_none(params: dict[str, Any]) -> dict[str, Any]:

@@ -61,7 +61,13 @@ class CloseDispute(ActionSpec):
 
     name = "close_dispute"
     title = "Close dispute"
+    plural = "Dispute closures"
+    stripe_object = "dispute"
+    family = "dispute"
     details_model = CloseDisputeDetails
+
+    def headline(self, details: dict[str, Any]) -> str:
+        return f"Close dispute {details.get('dispute_id', '')} (accept the loss)"
 
     async def run(self, gateway: StripeGateway, details: Any, idempotency_key: str) -> ExecutionOutcome:
         dispute = await gateway.close_dispute(details.dispute_id, idempotency_key=idempotency_key)
@@ -78,8 +84,15 @@ class SubmitDisputeEvidenceDetails(Details):
 class SubmitDisputeEvidence(ActionSpec):
     name = "submit_dispute_evidence"
     title = "Submit dispute evidence"
+    plural = "Dispute evidence"
+    stripe_object = "dispute"
+    family = "dispute"
     details_model = SubmitDisputeEvidenceDetails
     editable = (EditableField("submit", "Submit to the bank now", "bool"),)
+
+    def headline(self, details: dict[str, Any]) -> str:
+        verb = "Submit" if details.get("submit") else "Save"
+        return f"{verb} evidence for dispute {details.get('dispute_id', '')}".strip()
 
     async def run(self, gateway: StripeGateway, details: Any, idempotency_key: str) -> ExecutionOutcome:
         params = without_none({

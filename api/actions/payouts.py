@@ -4,7 +4,7 @@ from typing import Any, Literal
 
 from pydantic import Field, StrictStr
 
-from api.actions.base import ActionSpec, EditableField, ExecutionOutcome, without_none
+from api.actions.base import ActionSpec, EditableField, ExecutionOutcome, money_text, without_none
 from api.actions.fields import Amount, Currency, DestinationId, Details
 from api.execution.gateway import StripeGateway
 
@@ -24,12 +24,20 @@ class CreatePayoutDetails(Details):
 class CreatePayout(ActionSpec):
     name = "create_payout"
     title = "Create payout"
+    plural = "Payouts"
+    moves_money = True
+    stripe_object = "payout"
+    family = "payout"
     details_model = CreatePayoutDetails
     editable = (
         # A reviewer may send less money out than the agent asked for, never more.
         EditableField("amount_cents", "Payout amount", "amount", lower_only=True),
         EditableField("method", "Method", "choice", choices=PAYOUT_METHODS),
     )
+
+    def headline(self, details: dict[str, Any]) -> str:
+        method = " (instant)" if details.get("method") == "instant" else ""
+        return f"Payout {money_text(details.get('amount_cents'), details.get('currency'))}{method}"
 
     async def run(self, gateway: StripeGateway, details: Any, idempotency_key: str) -> ExecutionOutcome:
         params = {

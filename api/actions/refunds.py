@@ -5,9 +5,11 @@ from typing import Any, Literal
 from pydantic import model_validator
 from pydantic_core import PydanticCustomError
 
-from api.actions.base import ActionSpec, EditableField, ExecutionOutcome, without_none
+from api.actions.base import ActionSpec, EditableField, EditRejected, ExecutionOutcome, money_text, without_none
 from api.actions.fields import Amount, ChargeId, Currency, CustomerId, Details, Metadata, PaymentIntentId
-from api.execution.gateway import StripeGateway
+from api.errors import UpstreamUnavailable
+from api.execution.gateway import StripeGateway, StripeGatewayError
+from api.money import format_money
 
 REFUND_REASONS = ("duplicate", "fraudulent", "requested_by_customer")
 
@@ -31,12 +33,39 @@ class IssueRefundDetails(Details):
 class IssueRefund(ActionSpec):
     name = "issue_refund"
     title = "Issue refund"
+    plural = "Refunds"
+    moves_money = True
+    stripe_object = "refund"
+    family = "refund"
     details_model = IssueRefundDetails
-    # "Never above what is still refundable" needs Stripe: StripeGateway.refundable_amount().
+    # "Never above what is still refundable" needs Stripe: see check_edits.
     editable = (
         EditableField("amount_cents", "Refund amount", "amount"),
         EditableField("reason", "Reason", "choice", choices=REFUND_REASONS),
     )
+
+    def headline(self, details: dict[str, Any]) -> str:
+        amount = details.get("amount_cents")
+        return f"Refund {money_text(amount, details.get('currency'))}" if amount is not None else "Full refund"
+
+    async def check_edits(self, gateway: StripeGateway, details: dict[str, Any], edits: dict[str, Any]) -> None:
+        """A reviewer may raise a refund, but never above what Stripe can still refund."""
+        amount = edits.get("amount_cents")
+        if not isinstance(amount, int):
+            return  # not an amount edit, or not a number: the edit's own validation answers
+        refundable, currency = await self._refundable(gateway, details)
+        if amount > refundable:
+            raise EditRejected("amount_cents", f"only {format_money(refundable, currency)} can still be refunded")
+
+    async def stripe_currency(self, gateway: StripeGateway, details: dict[str, Any]) -> str | None:
+        _, currency = await self._refundable(gateway, details)
+        return str(currency).lower()
+
+    async def _refundable(self, gateway: StripeGateway, details: dict[str, Any]) -> tuple[int, str]:
+        try:
+            return await gateway.refundable_amount(details.get("charge_id"), details.get("payment_intent_id"))
+        except StripeGatewayError as exc:
+            raise UpstreamUnavailable(f"could not ask Stripe what is refundable: {exc.message}") from exc
 
     async def run(self, gateway: StripeGateway, details: Any, idempotency_key: str) -> ExecutionOutcome:
         # customer_id is not sent: Stripe's `customer` parameter means "refund from the customer

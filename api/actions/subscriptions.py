@@ -30,12 +30,18 @@ class CancelSubscriptionDetails(Details):
 class CancelSubscription(ActionSpec):
     name = "cancel_subscription"
     title = "Cancel subscription"
+    plural = "Cancellations"
+    family = "subscription"
     details_model = CancelSubscriptionDetails
     editable = (
         EditableField("at_period_end", "Cancel at the end of the period", "bool"),
         EditableField("prorate", "Prorate", "bool"),
         EditableField("invoice_now", "Invoice now", "bool"),
     )
+
+    def headline(self, details: dict[str, Any]) -> str:
+        when = " at period end" if details.get("at_period_end") else ""
+        return f"Cancel subscription {details.get('subscription_id', '')}{when}".strip()
 
     async def run(self, gateway: StripeGateway, details: Any, idempotency_key: str) -> ExecutionOutcome:
         if details.at_period_end:
@@ -105,11 +111,16 @@ class UpdateSubscriptionDetails(Details):
 class UpdateSubscription(ActionSpec):
     name = "update_subscription"
     title = "Update subscription"
+    plural = "Subscription changes"
+    family = "subscription"
     details_model = UpdateSubscriptionDetails
     editable = (
         EditableField("proration_behavior", "Proration", "choice", choices=PRORATION_BEHAVIORS),
         EditableField("items.<index>.quantity", "Item quantity", "quantity"),
     )
+
+    def headline(self, details: dict[str, Any]) -> str:
+        return f"Update subscription {details.get('subscription_id', '')}".strip()
 
     def editable_for(self, details: dict[str, Any]) -> tuple[EditableField, ...]:
         per_item = tuple(

@@ -19,16 +19,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import joinedload
 from sqlalchemy.orm.exc import StaleDataError
 
-from api.actions import EditRejected, get_action
+from api.actions import get_action
 from api.approvals import state
 from api.approvals.actors import SYSTEM, Actor
 from api.approvals.authority import Authority, NotAnApprover
 from api.approvals.models import Approval, Decision
 from api.approvals.service import ApprovalService
 from api.audit import service as audit
-from api.errors import NotFound, UpstreamUnavailable, ValidationFailed
-from api.execution.gateway import StripeGatewayError
-from api.money import format_money
+from api.errors import NotFound, ValidationFailed
 from api.outbox.service import enqueue
 
 
@@ -78,8 +76,8 @@ class Decisions:
                                "revision": revision})
             raise NotAnApprover(f"{actor.id} may not decide {approval_id}: {authorisation.reason}")
         try:
-            if edits and "amount_cents" in edits and approval.status == "pending":
-                await self._check_refundable(approval_id, edits["amount_cents"])
+            if edits and approval.status == "pending":
+                await self._check_with_stripe(approval, edits)
             result = await self._write(approval_id, actor, verdict, note, edits, revision)
         except ValidationFailed as exc:
             await self._audit(approval, "decision.edit_refused", actor,
@@ -180,20 +178,14 @@ class Decisions:
                      detail={"revision": approval.revision, "changes": _changes(before, modified),
                              "votesReset": earlier})
 
-    async def _check_refundable(self, approval_id: str, amount: object) -> None:
-        """A refund may be raised by a reviewer, but never above what Stripe can still refund."""
-        approval = await self.service.get(None, approval_id)
+    async def _check_with_stripe(self, approval: Approval, edits: dict[str, Any]) -> None:
+        """The action's own limits that only Stripe knows (a refund's ceiling), before the transaction:
+        a Stripe round trip must not hold the row's lock."""
+        spec = get_action(approval.action)
         gateway = self.service.gateway
-        if approval.action != "issue_refund" or not gateway.configured or not isinstance(amount, int):
+        if spec is None or not gateway.configured:
             return  # without Stripe the execution itself fails, clearly
-        details = approval.details
-        try:
-            refundable, currency = await gateway.refundable_amount(details.get("charge_id"),
-                                                                   details.get("payment_intent_id"))
-        except StripeGatewayError as exc:
-            raise UpstreamUnavailable(f"could not ask Stripe what is refundable: {exc.message}") from exc
-        if amount > refundable:
-            raise EditRejected("amount_cents", f"only {format_money(refundable, currency)} can still be refunded")
+        await spec.check_edits(gateway, approval.details, edits)
 
     async def expire(self, approval_id: str) -> Approval | None:
         """Expire a pending request whose time has come; None when there is nothing to do."""

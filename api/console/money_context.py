@@ -3,8 +3,9 @@
 import logging
 from typing import TYPE_CHECKING
 
+from api.actions import get_action
 from api.approvals.models import Approval
-from api.execution.gateway import StripeGatewayError
+from api.errors import UpstreamUnavailable
 
 if TYPE_CHECKING:
     from api.main import Container
@@ -13,7 +14,8 @@ log = logging.getLogger(__name__)
 
 
 async def currency_for(container: "Container", approval: Approval) -> str:
-    """The details' currency; for a refund that names none, its charge's (Stripe's facts, else Stripe)."""
+    """The details' currency; else Stripe's facts'; else what the action asks of Stripe (a refund: its
+    charge's)."""
     details = approval.effective_details
     currency = details.get("currency")
     if isinstance(currency, str) and currency:
@@ -21,11 +23,13 @@ async def currency_for(container: "Container", approval: Approval) -> str:
     facts = (approval.stripe_facts or {}).get("facts") or {}
     if isinstance(facts.get("currency"), str) and facts["currency"]:
         return str(facts["currency"]).lower()
-    gateway = container.gateway
-    if approval.action == "issue_refund" and gateway.configured:
+    spec, gateway = get_action(approval.action), container.gateway
+    if spec is not None and gateway.configured:
         try:
-            _, currency = await gateway.refundable_amount(details.get("charge_id"), details.get("payment_intent_id"))
-            return str(currency).lower()
-        except StripeGatewayError as exc:
-            log.warning("could not read the currency of %s's charge from Stripe: %s", approval.id, exc.message)
+            currency = await spec.stripe_currency(gateway, details)
+        except UpstreamUnavailable as exc:
+            log.warning("could not read the currency of %s from Stripe: %s", approval.id, exc.detail)
+        else:
+            if currency:
+                return currency
     return "usd"

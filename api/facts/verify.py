@@ -11,6 +11,7 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
+from api.actions import get_action
 from api.execution.gateway import StripeGateway, StripeGatewayError, StripeNotConfigured
 from api.facts.disputes import verify_dispute
 from api.facts.models import Verification
@@ -23,14 +24,18 @@ log = logging.getLogger(__name__)
 
 Family = Callable[..., Awaitable[Verification]]
 
+# One verifier per family of Stripe facts; an action names its family (`ActionSpec.family`).
 FAMILIES: dict[str, Family] = {
-    "issue_refund": verify_refund,
-    "create_payout": verify_payout,
-    "cancel_subscription": verify_subscription,
-    "update_subscription": verify_subscription,
-    "close_dispute": verify_dispute,
-    "submit_dispute_evidence": verify_dispute,
+    "refund": verify_refund,
+    "payout": verify_payout,
+    "subscription": verify_subscription,
+    "dispute": verify_dispute,
 }
+
+
+def family_of(action: str) -> Family | None:
+    spec = get_action(action)
+    return FAMILIES.get(spec.family) if spec is not None and spec.family else None
 
 
 class Verifier:
@@ -39,12 +44,12 @@ class Verifier:
         self.reader = FactsReader(gateway, ttl=ttl)
 
     def applies_to(self, action: str) -> bool:
-        return self.gateway.configured and action in FAMILIES
+        return self.gateway.configured and family_of(action) is not None
 
     async def verify(self, action: str, details: dict[str, Any], now: datetime, *,
                      fresh: bool = False) -> Verification | None:
         """Raises `Contradicted`; Stripe's own failures make the result `unverified`."""
-        family = FAMILIES.get(action)
+        family = family_of(action)
         if family is None or not self.gateway.configured:
             return None
         try:

@@ -11,13 +11,15 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from api.actions import ACTIONS
+
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 _WEEKDAYS: tuple[Weekday, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _CLOCK = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
 
 # Actions whose requests move money out: `bulk: true` on them is bounded by a ceiling (minor units
 # of the request's currency), so "Approve all" can never cover a large refund or payout.
-MONEY_ACTIONS = frozenset({"issue_refund", "create_payout"})
+MONEY_ACTIONS = frozenset(name for name, spec in ACTIONS.items() if spec.moves_money)
 DEFAULT_BULK_CEILING = 10_000  # $100.00, €100.00, ¥10,000
 
 ClockTime = Annotated[str, Field(pattern=_CLOCK.pattern)]

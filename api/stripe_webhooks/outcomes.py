@@ -11,6 +11,8 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
+from api.actions import ACTIONS as CATALOGUE
+
 
 class ObjectKind(StrEnum):
     REFUND = "refund"
@@ -27,12 +29,9 @@ HANDLED_EVENTS: dict[str, ObjectKind] = {
     "charge.dispute.closed": ObjectKind.DISPUTE,
 }
 
-# Which catalogue actions produce each kind of object (CONTRACT §5).
+# Which catalogue actions produce each kind of object (CONTRACT §5): each spec names its object.
 ACTIONS: dict[ObjectKind, tuple[str, ...]] = {
-    ObjectKind.REFUND: ("issue_refund",),
-    ObjectKind.PAYOUT: ("create_payout",),
-    ObjectKind.DISPUTE: ("close_dispute", "submit_dispute_evidence"),
-}
+    kind: tuple(name for name, spec in CATALOGUE.items() if spec.stripe_object == kind) for kind in ObjectKind}
 
 # Later is higher. A payout can fail even after it was paid, so failure outranks `paid`.
 _RANKS: dict[ObjectKind, dict[str, int]] = {

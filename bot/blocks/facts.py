@@ -11,6 +11,7 @@ from typing import Any
 
 from slack_sdk.models.blocks import Block
 
+from api.actions import get_action
 from bot import layout
 from bot.blocks.common import SECTION_LIMIT, Approval, context, mrkdwn_section
 from bot.blocks.fact_values import (
@@ -43,14 +44,6 @@ MAX_ITEMS = 5
 MAX_SECTIONS = 3
 _WARNING_LIMIT = 300
 
-_FAMILIES = {
-    "issue_refund": "refund",
-    "create_payout": "payout",
-    "cancel_subscription": "subscription",
-    "update_subscription": "subscription",
-    "close_dispute": "dispute",
-    "submit_dispute_evidence": "dispute",
-}
 _CARD_BRANDS = {
     "amex": "American Express",
     "mastercard": "Mastercard",
@@ -64,6 +57,12 @@ _TROUBLED_SUBSCRIPTIONS = frozenset({"past_due", "unpaid", "incomplete", "incomp
 _LAST4 = re.compile(r"^[0-9]{4}$")
 _COUNTRY = re.compile(r"^[A-Z]{2}$")
 
+def _family(approval: Mapping[str, Any]) -> str | None:
+    """Which of Stripe's facts the request's action reads (its spec says), or None."""
+    spec = get_action(str(approval.get("action", "")))
+    return spec.family if spec is not None else None
+
+
 # -- the blocks --------------------------------------------------------------------------------------
 
 
@@ -73,7 +72,7 @@ def stripe_facts_blocks(approval: Approval, *, stripe_configured: bool, test_mod
     `stripeFacts` missing while Stripe is configured means nothing was read yet: that is said,
     never left for a reviewer to take the agent's details as checked.
     """
-    family = _FAMILIES.get(str(approval.get("action", "")))
+    family = _family(approval)
     if family is None:
         return []
     recorded = approval.get("stripeFacts")
@@ -367,7 +366,7 @@ def amount_limit_hint(approval: Approval) -> str | None:
     if not isinstance(recorded, Mapping) or recorded.get("status") != "verified":
         return None
     facts = as_mapping(recorded.get("facts"))
-    family = _FAMILIES.get(str(approval.get("action", "")))
+    family = _family(approval)
     if family == "refund":
         charge = as_mapping(facts.get("charge"))
         refundable = money_text(charge.get("refundable"), currency_code(charge.get("currency")))

@@ -12,11 +12,12 @@ from typing import Any
 
 from slack_sdk.web.async_client import AsyncWebClient
 
+from api.actions import get_action
 from api.approvals.authority import NotAnApprover
 from api.approvals.decisions import DecisionResult
 from api.approvals.models import Approval
 from api.approvals.schemas import approval_out
-from api.execution.gateway import StripeGatewayError
+from api.errors import UpstreamUnavailable
 from bot import render
 from bot.blocks import edit_modal, reject_modal
 from bot.claims import warn_if_claimed
@@ -86,18 +87,20 @@ async def answer(deps: Deps, client: AsyncWebClient, body: dict[str, Any], resul
 
 
 async def edit_currency(deps: Deps, row: Approval) -> str:
-    """The currency amounts are typed in. A refund may not name one: its charge's is asked of Stripe."""
+    """The currency amounts are typed in. A refund may not name one: the action asks Stripe (its charge's)."""
     details = row.effective_details
     currency = details.get("currency")
     if isinstance(currency, str) and currency:
         return currency.lower()
-    gateway = deps.container.gateway
-    if row.action == "issue_refund" and gateway.configured:
+    spec, gateway = get_action(row.action), deps.container.gateway
+    if spec is not None and gateway.configured:
         try:
-            _, currency = await gateway.refundable_amount(details.get("charge_id"), details.get("payment_intent_id"))
-            return str(currency).lower()
-        except StripeGatewayError as exc:
-            log.warning("could not read the currency of %s's charge from Stripe: %s", row.id, exc.message)
+            currency = await spec.stripe_currency(gateway, details)
+        except UpstreamUnavailable as exc:
+            log.warning("could not read the currency of %s from Stripe: %s", row.id, exc.detail)
+        else:
+            if currency:
+                return currency
     return "usd"
 
 
