@@ -16,6 +16,9 @@ from api.policy.reviewing import MONEY_ACTIONS
 from api.stripe_webhooks.outcomes import ACTIONS as BY_OBJECT
 from api.stripe_webhooks.outcomes import ObjectKind
 from bot import layout
+from bot.blocks import edit_modal
+from bot.ids import field_block_id
+from tests.blocks_helpers import approval
 
 ROOT = Path(__file__).resolve().parents[1]
 # Velocity totals name refunds and payouts; that module is being rewritten on its own and keeps them.
@@ -87,3 +90,15 @@ async def test_a_new_action_is_one_spec_that_slack_lays_out_by_its_family(monkey
     with pytest.raises(EditRejected, match="credits stop"):
         await ACTIONS["issue_credit"].check_edits(StripeGateway(None, "http://unused.invalid"), details,
                                                    {"amount_cents": 600})
+
+
+def test_the_edit_modal_says_what_an_empty_amount_means_only_where_the_action_allows_one():
+    whole = approval(details={"charge_id": "ch_3NxYzAbCdEfGhIjK", "currency": "usd"})
+    view = edit_modal(whole, 1, ACTIONS["issue_refund"].editable)
+    amount = next(b for b in view["blocks"] if b.get("block_id") == field_block_id("amount_cents"))
+    assert amount["element"]["placeholder"]["text"] == "Leave empty for a full refund"
+
+    credit = IssueCredit()  # its amount is required: no promise about leaving it empty
+    view = edit_modal(approval(action="issue_credit", details={"currency": "usd"}), 1, credit.editable)
+    amount = next(b for b in view["blocks"] if b.get("block_id") == field_block_id("amount_cents"))
+    assert "placeholder" not in amount["element"]

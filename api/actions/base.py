@@ -30,6 +30,9 @@ class EditableField:
     kind: EditKind
     choices: tuple[str, ...] = ()
     lower_only: bool = False
+    # What the action does when the field is left empty, for reviewers ("a full refund"); "" when
+    # the field is required.
+    when_empty: str = ""
 
 
 @dataclass(frozen=True)

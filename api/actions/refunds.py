@@ -40,7 +40,7 @@ class IssueRefund(ActionSpec):
     details_model = IssueRefundDetails
     # "Never above what is still refundable" needs Stripe: see check_edits.
     editable = (
-        EditableField("amount_cents", "Refund amount", "amount"),
+        EditableField("amount_cents", "Refund amount", "amount", when_empty="a full refund"),
         EditableField("reason", "Reason", "choice", choices=REFUND_REASONS),
     )
 

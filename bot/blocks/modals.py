@@ -35,6 +35,7 @@ class EditableFieldLike(Protocol):
     kind: str  # "amount" | "choice" | "bool" | "quantity"
     choices: tuple[str, ...]
     lower_only: bool
+    when_empty: str
 
 
 def reject_modal(approval: Approval, version: int) -> dict:
@@ -104,7 +105,7 @@ def _field_input(
         element = PlainTextInputElement(
             action_id=field_action_id(field.name),
             initial_value=format_major(value, currency) if isinstance(value, int) else None,
-            placeholder="Leave empty for a full refund" if value is None else None,
+            placeholder=f"Leave empty for {field.when_empty}" if value is None and field.when_empty else None,
         )
         label = f"{field.label} ({currency.upper()})"
         capped = field.lower_only and isinstance(value, int)
