@@ -23,6 +23,7 @@ from api.audit.models import AuditEvent
 from api.connections import service as connections
 from api.main import Container, build_container, create_app, running
 from bot.ids import review_actions_block_id
+from bot.wiring import slack_of
 from tests.fakes.slack import FakeSlack
 
 TOKEN = "xoxb-test"
@@ -120,14 +121,14 @@ class SlackHarness:
 
     async def settle(self) -> None:
         """Run due outbox jobs and wait for listeners still working after their ack."""
-        await self.container.extras["slack_inflight"].idle()
+        await slack_of(self.container).inflight.idle()
         await self.container.worker.drain()
 
     async def send(self, body: bytes, content_type: str = "application/x-www-form-urlencoded",
                    **signing: Any) -> httpx.Response:
         headers = signature_headers(body, content_type=content_type, **signing)
         response = await self.http.post("/slack/events", content=body, headers=headers)
-        await self.container.extras["slack_inflight"].idle()
+        await slack_of(self.container).inflight.idle()
         return response
 
     async def location(self, approval_id: str) -> tuple[str, str]:
