@@ -149,7 +149,7 @@ def build_bolt_app(container: "Container", *, client: AsyncWebClient | None = No
     # those before Bolt sees them; this keeps the edge (a timestamp that ages past five minutes
     # between the two checks) from logging one. Bolt sets the level when the app is built.
     logging.getLogger("slack_bolt.RequestVerification").setLevel(logging.WARNING)
-    deps = Deps(container, directory or ApproverDirectory(client, settings.approvers, container.clock))
+    deps = Deps(container, directory or ApproverDirectory(client, container.clock))
     registrar = _TrackingApp(app, inflight or Inflight())
     actions.register(registrar, deps)
     views.register(registrar, deps)

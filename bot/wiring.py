@@ -86,11 +86,11 @@ def install_slack(container: "Container") -> SlackSurface | None:
         return None
     budget = SlackBudget(store_for(container.db))  # one per process; on PostgreSQL its state is shared
     client = web_client(settings, interactive=True, budget=budget)
-    directory = ApproverDirectory(client, settings.approvers, container.clock)
+    directory = ApproverDirectory(client, container.clock)
     container.authority.groups = directory  # who may decide is the core's call; Slack knows the groups
     inflight = Inflight()
     app = build_bolt_app(container, client=client, directory=directory, inflight=inflight)
-    notifier = Notifier(web_client(settings, interactive=False, budget=budget), settings, directory)
+    notifier = Notifier(web_client(settings, interactive=False, budget=budget), settings)
     asking = web_client(settings, interactive=False, budget=budget)
     tools = web_client(settings, interactive=False, budget=budget)  # digests, bulk approval, escalation
     policy, authority = container.authority.policy, container.authority
