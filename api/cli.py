@@ -11,13 +11,16 @@ import signal
 import sys
 from collections.abc import AsyncIterator, Coroutine
 from importlib.metadata import PackageNotFoundError, version
-from typing import Annotated, Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
 
 import typer
 from pydantic import ValidationError
 
 from api.config import Settings
 from api.errors import AppError, Conflict, NotFound, ValidationFailed
+
+if TYPE_CHECKING:
+    from api.main import Container
 
 T = TypeVar("T")
 
@@ -63,7 +66,7 @@ def run(coroutine: Coroutine[Any, Any, T]) -> T:
 
 
 @contextlib.asynccontextmanager
-async def container() -> AsyncIterator[Any]:
+async def container() -> AsyncIterator["Container"]:
     from api.main import build_container
     from api.policy import PolicyError
 

@@ -1,7 +1,8 @@
 """Operators' commands for approvals, for when Slack is not set up or is down.
 
-An operator decides as a named approver (`--as U…`, a Slack user id), checked by the same
-`may_decide` as Slack; the OS user and host are recorded beside the vote. Exit codes as in
+An operator decides as a named approver (`--as U…`, a Slack user id) through the same port as
+every surface, `Decisions.decide` (api/surfaces/port.py): the same Authority, revision and quorum
+checks as Slack and the console; the OS user and host are recorded beside the vote. Exit codes as in
 `api.cli`, plus 5: that person may not decide this request.
 """
 

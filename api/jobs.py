@@ -1,6 +1,7 @@
-"""The core's own job kinds. Adapters (Slack, execution, callbacks) register theirs beside these."""
+"""The core's own job kinds: expiry, execution, verification and callbacks. Surfaces register theirs
+(`DecisionSurface.register_jobs`) beside these."""
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from api.callbacks.delivery import backoff_schedule
 from api.callbacks.events import JOB_KIND as CALLBACK_JOB
@@ -10,13 +11,16 @@ from api.execution.job import execute_approval
 from api.facts.job import verify_later
 from api.outbox.registry import Backoff, JobContext
 
+if TYPE_CHECKING:
+    from api.main import Container
+
 
 async def expire_approval(ctx: JobContext, payload: dict[str, Any]) -> None:
     """Scheduled at intake for `expiresAt`: survives restarts because it is a row, not a timer."""
     await ctx.services.decisions.expire(payload["approval_id"])
 
 
-def register_core_jobs(container: Any) -> None:
+def register_core_jobs(container: "Container") -> None:
     container.registry.register("approval.expire", expire_approval)
     container.registry.register("stripe.execute", execute_approval)
     container.registry.register("stripe.verify", verify_later)

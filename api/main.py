@@ -7,13 +7,12 @@ their own settings (fake Slack and Stripe URLs, a temporary database) and an inj
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
 
 import httpx
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI
 from fastapi.responses import JSONResponse, Response
 from sqlalchemy import text
 
@@ -24,24 +23,28 @@ from api.approvals.review_links import ReviewLinks
 from api.approvals.routes import router as approvals_router
 from api.approvals.service import ApprovalService
 from api.approvals.waiters import Waiters
+from api.callbacks.ssrf import Resolver
 from api.compat.routes import router as compat_router
 from api.config import Settings
 from api.connections.auth import KeyCache
-from api.console import console_router
 from api.db import Database, utcnow
 from api.execution.gateway import StripeGateway
 from api.http import BodyLimit, install_error_handlers
 from api.jobs import register_core_jobs
 from api.logs import RequestContext
-from api.metrics import Metrics, instrument_slack, instrument_stripe
+from api.metrics import Metrics, instrument_stripe
 from api.openapi import install_openapi
 from api.outbox.registry import JobContext, JobRegistry
 from api.outbox.worker import Worker
 from api.policy import Policy, default_policy, load_policy
 from api.policy.usage import compute_totals
 from api.stripe_webhooks.routes import router as stripe_webhooks_router
+from api.surfaces.installed import INSTALLED, InstalledSurface, install_all
+from api.surfaces.port import DecisionSurface
 
 log = logging.getLogger("cheqpoint")
+
+Hook = Callable[[], Awaitable[None]]
 
 
 @dataclass
@@ -57,17 +60,29 @@ class Container:
     gateway: StripeGateway
     approvals: ApprovalService
     decisions: Decisions
-    authority: Authority  # who may decide; the Slack adapter gives it the user-group directory
+    authority: Authority  # who may decide; the Slack surface gives it the user-group directory
     registry: JobRegistry
-    worker: Worker
+    worker: Worker = field(init=False)  # built with a JobContext that names this container
     clock: Callable[[], datetime]
     key_cache: KeyCache = field(default_factory=KeyCache)
     metrics: Metrics = field(default_factory=Metrics)
     # Links to where surfaces show a request (the compatible API's `reviewUrl`), registered by them.
     review_links: ReviewLinks = field(default_factory=ReviewLinks)
-    # Adapters' own parts: "routers" (mounted on the app), "on_start" / "on_close" (async callables run
-    # by `running()`), and whatever else they keep here (the Slack notifier, …).
-    extras: dict[str, Any] = field(default_factory=dict)
+    # The installed decision surfaces (api.surfaces.installed), each with its own parts: Slack's
+    # app, budget and notifier live on its surface object, not here.
+    surfaces: list[DecisionSurface] = field(default_factory=list)
+    # Hooks run by `running()` besides the surfaces' start / close (tests use them to wait for the app).
+    on_start: list[Hook] = field(default_factory=list)
+    on_close: list[Hook] = field(default_factory=list)
+    # How callback delivery resolves a host; None: the system's resolver (tests point it at 127.0.0.1).
+    callback_resolver: Resolver | None = None
+
+    def surface(self, name: str) -> DecisionSurface | None:
+        return next((s for s in self.surfaces if s.name == name), None)
+
+    @property
+    def routers(self) -> list[APIRouter]:
+        return [router for surface in self.surfaces for router in surface.routers]
 
     async def close(self) -> None:
         """Release what the container itself opened: the Stripe client, the HTTP client, the database."""
@@ -83,7 +98,8 @@ def load_configured_policy(settings: Settings) -> Policy:
 
 
 def build_container(settings: Settings, *, clock: Callable[[], datetime] = utcnow,
-                    http: httpx.AsyncClient | None = None) -> Container:
+                    http: httpx.AsyncClient | None = None,
+                    surfaces: Sequence[InstalledSurface] = INSTALLED) -> Container:
     db = Database(settings.database_url, clock=clock)
     http = http or httpx.AsyncClient(timeout=httpx.Timeout(15.0), follow_redirects=False)
     waiters = Waiters(db)
@@ -97,18 +113,17 @@ def build_container(settings: Settings, *, clock: Callable[[], datetime] = utcno
     authority = Authority(lambda: policy, settings.approvers)
     decisions = Decisions(approvals, authority)
     registry = JobRegistry()
-    context = JobContext(db=db, settings=settings, http=http, clock=clock, services=None)
-    worker = Worker(context, registry, poll_seconds=settings.worker_poll_seconds, clock=clock)
     container = Container(settings=settings, db=db, http=http, waiters=waiters, effects=effects, policy=policy,
                           gateway=gateway, approvals=approvals, decisions=decisions, authority=authority,
-                          registry=registry, worker=worker, clock=clock, metrics=Metrics(clock))
-    context.services = container
-    db.on_enqueued = worker.wake
+                          registry=registry, clock=clock, metrics=Metrics(clock))
+    context = JobContext(db=db, settings=settings, http=http, clock=clock, services=container)
+    container.worker = Worker(context, registry, poll_seconds=settings.worker_poll_seconds, clock=clock)
+    db.on_enqueued = container.worker.wake
     register_core_jobs(container)
-    if settings.slack_enabled:
-        from bot.wiring import install_slack  # the one place api reaches into the Slack adapter
-
-        install_slack(container)
+    for surface in install_all(container, surfaces):  # the registry, by module name: api imports no surface
+        surface.register_jobs(registry)
+        effects.subscribe(surface.notify)
+        container.surfaces.append(surface)
     _instrument(container)
     return container
 
@@ -120,17 +135,17 @@ def _instrument(container: Container) -> None:
     container.worker.on_attempt = metrics.on_job_attempt
     if container.gateway.http_client is not None:
         instrument_stripe(container.gateway.http_client, metrics)
-    slack_clients = {id(c): c for c in (getattr(container.extras.get("slack_app"), "client", None),
-                                        getattr(container.extras.get("slack_notifier"), "client", None)) if c}
-    for client in slack_clients.values():
-        instrument_slack(client, metrics)
+    for surface in container.surfaces:
+        surface.instrument(metrics)  # Slack's clients, through api.metrics.instrument_slack
 
 
 @contextlib.asynccontextmanager
 async def running(container: Container, *, worker: bool = True) -> AsyncIterator[Container]:
     """Start the background parts (waiters' listener and poller, the worker) for as long as the block runs."""
     await container.waiters.start()
-    for start in container.extras.get("on_start", []):
+    for surface in container.surfaces:
+        await surface.start()
+    for start in container.on_start:
         await start()
     task = asyncio.create_task(container.worker.run(), name="cheqpoint-worker") if worker else None
     try:
@@ -141,7 +156,9 @@ async def running(container: Container, *, worker: bool = True) -> AsyncIterator
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         await container.waiters.stop()
-        for close in container.extras.get("on_close", []):
+        for surface in container.surfaces:
+            await surface.close()
+        for close in container.on_close:
             await close()
         await container.close()
 
@@ -166,10 +183,8 @@ def create_app(settings: Settings | None = None, *, container: Container | None 
     app.include_router(approvals_router)
     app.include_router(compat_router)
     app.include_router(stripe_webhooks_router)
-    for router in container.extras.get("routers", []):
+    for router in container.routers:  # Slack's /slack/events, the console (docs/console.md), …
         app.include_router(router)
-    if settings.console_enabled:
-        app.include_router(console_router(container))  # the web console, docs/console.md
 
     @app.get("/healthz", tags=["health"])
     async def healthz() -> dict[str, str]:

@@ -19,6 +19,7 @@ from slack_sdk.web.async_slack_response import AsyncSlackResponse
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from api.approvals.events import Event
 from api.approvals.models import Approval
 from api.callbacks.models import CallbackDelivery
 from api.db import Database, utcnow
@@ -70,7 +71,7 @@ class Metrics:
 
     # ---- hooks, wired in the composition root -----------------------------------------------------
 
-    async def on_effect(self, _session: AsyncSession, approval: Approval, event: str) -> None:
+    async def on_effect(self, _session: AsyncSession, approval: Approval, event: Event) -> None:
         """An Effects subscriber: counts outcomes and times decisions and executions."""
         if event in ("created", "auto_decided", "vote"):
             if event == "created":

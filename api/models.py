@@ -1,4 +1,8 @@
-"""Every ORM model, imported once so `Base.metadata` is complete (Alembic, tests)."""
+"""Every ORM model, imported once so `Base.metadata` is complete (Alembic, tests).
+
+The surfaces' own tables (Slack's claims and digests, …) come from the modules named in
+`api.surfaces.installed`, so the core never imports an adapter's package by name.
+"""
 
 from api.approvals.models import Approval, Decision
 from api.audit.models import AuditEvent
@@ -8,8 +12,9 @@ from api.db import Base
 from api.limits.models import Hold
 from api.outbox.models import Job, JobAttempt, RateBudget
 from api.stripe_webhooks.models import StripeEvent
-from bot.models import Claim, Digest, DigestItem, SlackMessage  # Slack's own tables live with the adapter
+from api.surfaces.installed import load_models
 
-__all__ = ["Approval", "AuditEvent", "Base", "CallbackAttempt", "CallbackDelivery", "Claim", "Connection",
-           "Decision", "Digest", "DigestItem", "Hold", "Job", "JobAttempt", "RateBudget", "SlackMessage",
-           "StripeEvent"]
+load_models()
+
+__all__ = ["Approval", "AuditEvent", "Base", "CallbackAttempt", "CallbackDelivery", "Connection", "Decision",
+           "Hold", "Job", "JobAttempt", "RateBudget", "StripeEvent"]

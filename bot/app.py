@@ -5,7 +5,7 @@ import logging
 import re
 from collections.abc import Awaitable, Callable
 from functools import wraps
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.errors import SlackApiError
@@ -23,6 +23,9 @@ from bot.budget import SlackBudget
 from bot.failures import retry_after
 from bot.handlers import actions, bulk, claims, home, views
 from bot.handlers.common import Deps
+
+if TYPE_CHECKING:
+    from api.main import Container
 
 log = logging.getLogger(__name__)
 
@@ -136,7 +139,7 @@ class _TrackingApp:
         return self._wrap(self.app.event(*args, **kwargs))
 
 
-def build_bolt_app(container: Any, *, client: AsyncWebClient | None = None,
+def build_bolt_app(container: "Container", *, client: AsyncWebClient | None = None,
                    directory: ApproverDirectory | None = None, inflight: Inflight | None = None) -> AsyncApp:
     settings: Settings = container.settings
     client = client or web_client(settings, interactive=True)
@@ -146,7 +149,7 @@ def build_bolt_app(container: Any, *, client: AsyncWebClient | None = None,
     # those before Bolt sees them; this keeps the edge (a timestamp that ages past five minutes
     # between the two checks) from logging one. Bolt sets the level when the app is built.
     logging.getLogger("slack_bolt.RequestVerification").setLevel(logging.WARNING)
-    deps = Deps(container, directory or ApproverDirectory(client, settings.approvers, container.clock))
+    deps = Deps(container, directory or ApproverDirectory(client, container.clock))
     registrar = _TrackingApp(app, inflight or Inflight())
     actions.register(registrar, deps)
     views.register(registrar, deps)

@@ -7,7 +7,7 @@ and someone removed from the group should lose the right within a minute.
 """
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from datetime import datetime, timedelta
 
 import aiohttp
@@ -24,17 +24,12 @@ def is_group(slack_id: str) -> bool:
 
 
 class ApproverDirectory:
-    def __init__(self, client: AsyncWebClient, defaults: Sequence[str], clock: Callable[[], datetime], *,
+    def __init__(self, client: AsyncWebClient, clock: Callable[[], datetime], *,
                  cache_for: timedelta = CACHE_FOR) -> None:
         self.client = client
-        self.defaults = list(defaults)
         self.clock = clock
         self.cache_for = cache_for
         self._members: dict[str, tuple[datetime, frozenset[str]]] = {}
-
-    def approvers_for(self, approvers: Sequence[str] | None) -> list[str]:
-        """The ids (users and groups) a request with this stored `approvers` list was sent to, for mentions."""
-        return list(approvers) if approvers else list(self.defaults)
 
     async def members(self, group: str) -> frozenset[str]:
         now = self.clock()

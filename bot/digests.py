@@ -17,6 +17,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from api.approvals.effects import Event, Subscriber
 from api.approvals.models import Approval
 from api.config import Settings
 from api.ids import new_id
@@ -69,10 +70,10 @@ class Digests:
 
         registry.register(POST_KIND, post_or_digest, backoff=kind.backoff)
 
-    def subscriber(self) -> Callable[[AsyncSession, Approval, str], Awaitable[None]]:
+    def subscriber(self) -> Subscriber:
         """A decided, revised or voted-on request refreshes the digest listing it (in its transaction)."""
 
-        async def on_event(session: AsyncSession, approval: Approval, event: str) -> None:
+        async def on_event(session: AsyncSession, approval: Approval, event: Event) -> None:
             if event == "created":
                 return
             digest_id = await digest_of(session, approval.id)

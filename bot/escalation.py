@@ -7,7 +7,6 @@ a request decided meanwhile makes the job a no-op. Reminders are separate and un
 """
 
 import logging
-from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -17,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.approvals.authority import Authority, is_group
 from api.approvals.decisions import current_votes
+from api.approvals.effects import Event, Subscriber
 from api.approvals.models import Approval
 from api.config import Settings
 from api.outbox.registry import JobContext, JobRegistry
@@ -66,8 +66,8 @@ class Escalations:
     def register(self, registry: JobRegistry) -> None:
         registry.register(ESCALATE, self.escalate)
 
-    def subscriber(self) -> Callable[[AsyncSession, Approval, str], Awaitable[None]]:
-        async def on_event(session: AsyncSession, approval: Approval, event: str) -> None:
+    def subscriber(self) -> Subscriber:
+        async def on_event(session: AsyncSession, approval: Approval, event: Event) -> None:
             if event != "created" or approval.status != "pending":
                 return
             plan = escalation_plan(self.authority.policy(), approval)

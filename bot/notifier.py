@@ -19,7 +19,6 @@ from api.outbox.models import Job
 from api.outbox.registry import JobContext, JobRegistry, Retry
 from api.outbox.service import enqueue
 from bot import messages, render
-from bot.approvers import ApproverDirectory
 from bot.blocks import AlertKind, alert_text, delivery_failed_text, reminder_text
 from bot.blocks.notices import execution_update_text
 from bot.delivery import find_posted, review_metadata
@@ -75,10 +74,9 @@ async def has_review_message(session: AsyncSession, approval: Approval) -> bool:
 
 
 class Notifier:
-    def __init__(self, client: AsyncWebClient, settings: Settings, directory: ApproverDirectory) -> None:
+    def __init__(self, client: AsyncWebClient, settings: Settings) -> None:
         self.client = client
         self.settings = settings
-        self.directory = directory
 
     def register(self, registry: JobRegistry) -> None:
         registry.register(POST, self.post_request)
@@ -136,7 +134,8 @@ class Notifier:
         if snapshot is None or not snapshot.pending:
             return
         channel, ts = snapshot.channel, snapshot.ts
-        text = reminder_text(snapshot.data, self.directory.approvers_for(snapshot.row.approvers))
+        # Whoever may decide it now (the core's Authority, as for the buttons), not who was asked at intake.
+        text = reminder_text(snapshot.data, list(ctx.services.authority.approvers_for(snapshot.row)))
         await self._call(ctx, "post the reminder", channel, snapshot,
                          lambda: self.client.chat_postMessage(channel=channel, thread_ts=ts, text=text))
 

@@ -1,19 +1,20 @@
-"""`install_slack(container)`: the Slack adapter plugged into the composition root.
+"""`install_slack(container)`: the Slack surface, named in `api.surfaces.installed`.
 
-It builds the Bolt app, serves it at `POST /slack/events` (HTTP mode) or over Socket Mode when
-`SLACK_APP_TOKEN` is set, subscribes to the approvals' effects and registers the Slack jobs.
+It builds the Bolt app, served at `POST /slack/events` (HTTP mode) or over Socket Mode when
+`SLACK_APP_TOKEN` is set, and the `SlackSurface` the composition root subscribes to the approvals'
+events and asks for its jobs (`bot.surface`).
 """
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from slack_bolt.adapter.fastapi.async_handler import AsyncSlackRequestHandler
 from slack_bolt.adapter.socket_mode.aiohttp import AsyncSocketModeHandler
-from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from api.approvals.effects import Event, Subscriber
 from api.approvals.models import Approval
 from api.outbox.service import enqueue
 from bot import inbound
@@ -23,34 +24,38 @@ from bot.blocks import AlertKind
 from bot.budget import SlackBudget, store_for
 from bot.bulk import BulkApprover
 from bot.digest_render import DigestRenderer
-from bot.digests import RENDER, Digests
+from bot.digests import Digests
 from bot.escalation import Escalations
 from bot.messages import SlackReviewLinks
 from bot.notifier import ALERT, POST, REMIND, UPDATE, Notifier, enqueue_execution_update, has_review_message, post_key
 from bot.revisions import ASK_AGAIN, AskAgain
+from bot.surface import SlackSurface
+
+if TYPE_CHECKING:
+    from api.main import Container
 
 log = logging.getLogger(__name__)
 
 # Events after which the review message no longer shows the truth.
-_REFRESHING = frozenset({"vote", "approved", "rejected", "expired", "cancelled", "executed", "execution_failed",
-                         "verified"})
+_REFRESHING = frozenset({Event.VOTE, Event.APPROVED, Event.REJECTED, Event.EXPIRED, Event.CANCELLED,
+                         Event.EXECUTED, Event.EXECUTION_FAILED, Event.VERIFIED})
 
 
-def subscriber(alerts_channel: str | None) -> Any:
+def subscriber(alerts_channel: str | None) -> Subscriber:
     """Runs inside the approval's transaction, so it only enqueues."""
 
-    async def on_event(session: AsyncSession, approval: Approval, event: str) -> None:
-        if event == "execution_updated":  # a later outcome from Stripe: its own message, thread reply, alert
+    async def on_event(session: AsyncSession, approval: Approval, event: Event) -> None:
+        if event == Event.EXECUTION_UPDATED:  # a later outcome from Stripe: its own message, thread reply, alert
             await enqueue_execution_update(session, approval, alerts_channel)
             return
-        if event == "created":
+        if event == Event.CREATED:
             await enqueue(session, POST, {"approval_id": approval.id}, key=post_key(approval.id))
             halfway = approval.created_at + (approval.expires_at - approval.created_at) / 2
             await enqueue(session, REMIND, {"approval_id": approval.id}, run_at=halfway,
                           key=f"slack.remind:{approval.id}")
         elif event in _REFRESHING and await has_review_message(session, approval):
             await enqueue(session, UPDATE, {"approval_id": approval.id})
-        elif event == "revised":
+        elif event == Event.REVISED:
             await enqueue(session, ASK_AGAIN, {"approval_id": approval.id, "revision": approval.revision})
         kind = _alert_kind(approval, event)
         if kind is not None and alerts_channel:
@@ -60,56 +65,53 @@ def subscriber(alerts_channel: str | None) -> Any:
     return on_event
 
 
-def _alert_kind(approval: Approval, event: str) -> str | None:
-    if event == "execution_failed":
+def _alert_kind(approval: Approval, event: Event) -> str | None:
+    if event == Event.EXECUTION_FAILED:
         return AlertKind.EXECUTION_FAILED
-    if event == "expired":
+    if event == Event.EXPIRED:
         return AlertKind.EXPIRED
-    if event == "approved" and (approval.decided_by or {}).get("type") == "rule":
+    if event == Event.APPROVED and (approval.decided_by or {}).get("type") == "rule":
         return AlertKind.AUTO_APPROVED  # `auto_decided` then `approved`: a rule moved money alone
     return None
 
 
-def install_slack(container: Any) -> None:
+def install_slack(container: "Container") -> SlackSurface | None:
+    """The Slack surface for this deployment, or None when Slack is not configured (no bot token)."""
     settings = container.settings
+    if not settings.slack_enabled:
+        return None
     budget = SlackBudget(store_for(container.db))  # one per process; on PostgreSQL its state is shared
     client = web_client(settings, interactive=True, budget=budget)
-    directory = ApproverDirectory(client, settings.approvers, container.clock)
+    directory = ApproverDirectory(client, container.clock)
     container.authority.groups = directory  # who may decide is the core's call; Slack knows the groups
     inflight = Inflight()
     app = build_bolt_app(container, client=client, directory=directory, inflight=inflight)
-    notifier = Notifier(web_client(settings, interactive=False, budget=budget), settings, directory)
-    notifier.register(container.registry)
-    AskAgain(web_client(settings, interactive=False, budget=budget), container.authority).register(container.registry)
-    container.effects.subscribe(subscriber(settings.alerts_channel))
+    notifier = Notifier(web_client(settings, interactive=False, budget=budget), settings)
+    asking = web_client(settings, interactive=False, budget=budget)
+    tools = web_client(settings, interactive=False, budget=budget)  # digests, bulk approval, escalation
+    policy, authority = container.authority.policy, container.authority
+    digests, escalations = Digests(settings), Escalations(tools, settings, authority, directory)
+    surface = SlackSurface(
+        app=app, budget=budget, directory=directory, inflight=inflight, notifier=notifier,
+        ask_again=AskAgain(asking, authority), digests=digests, renderer=DigestRenderer(tools, settings, policy),
+        bulk=BulkApprover(tools, policy), escalations=escalations, clients=(client, notifier.client),
+        subscribers=(subscriber(settings.alerts_channel), digests.subscriber(), escalations.subscriber()))
     container.review_links.register(SlackReviewLinks(container.db).review_url)
-    install_reviewing_tools(container, directory, web_client(settings, interactive=False, budget=budget))
-    extras = container.extras
-    extras.update(slack_app=app, slack_budget=budget, slack_notifier=notifier, slack_inflight=inflight,
-                  slack_approvers=directory)
-    extras.setdefault("on_close", []).append(inflight.idle)
-
     if settings.slack_app_token is not None:
-        socket = AsyncSocketModeHandler(app, settings.slack_app_token.get_secret_value())
-        extras.setdefault("on_start", []).append(socket.connect_async)
-        extras["on_close"].append(socket.close_async)
+        surface.socket = AsyncSocketModeHandler(app, settings.slack_app_token.get_secret_value())
         log.info("Slack: Socket Mode (SLACK_APP_TOKEN is set); /slack/events is not served")
-        return
-    secret = settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else ""
-    extras.setdefault("routers", []).append(events_router(AsyncSlackRequestHandler(app), secret))
+    else:
+        secret = settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else ""
+        surface.events = events_router(AsyncSlackRequestHandler(app), secret)
+    return surface
 
 
-def install_reviewing_tools(container: Any, directory: ApproverDirectory, client: AsyncWebClient) -> None:
-    """Digests (in front of the post job), bulk approval and escalation; `client` is the outbox's."""
-    settings, registry, policy = container.settings, container.registry, container.authority.policy
-    digests = Digests(settings)
-    digests.wrap_posting(registry)
-    registry.register(RENDER, DigestRenderer(client, settings, policy).run)
-    BulkApprover(client, policy).register(registry)
-    escalations = Escalations(client, settings, container.authority, directory)
-    escalations.register(registry)
-    container.effects.subscribe(digests.subscriber())
-    container.effects.subscribe(escalations.subscriber())
+def slack_of(container: "Container") -> SlackSurface:
+    """The installed Slack surface (tests and operators' tools reach its parts through it)."""
+    surface = container.surface(SlackSurface.name)
+    if not isinstance(surface, SlackSurface):
+        raise LookupError("Slack is not installed (SLACK_BOT_TOKEN is not set)")
+    return surface
 
 
 def events_router(handler: AsyncSlackRequestHandler, signing_secret: str) -> APIRouter:

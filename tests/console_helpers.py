@@ -15,6 +15,7 @@ import httpx
 
 from api.connections import service as connections
 from api.main import Container, build_container, create_app, running
+from bot.wiring import slack_of
 from tests.fakes.slack import FakeSlack
 from tests.fakes.slack_openid import AUTHORIZE_PATH, FakeSlackOpenID
 from tests.slack_helpers import ALERTS, APPROVER, GROUP, GROUP_MEMBER, REVIEW, SECRET, TOKEN
@@ -85,7 +86,7 @@ class ConsoleHarness:
         return await self.http.get(_local(back))
 
     async def settle(self) -> None:
-        await self.container.extras["slack_inflight"].idle()
+        await slack_of(self.container).inflight.idle()
         await self.container.worker.drain()
 
     async def page(self, path: str) -> tuple[httpx.Response, dict[str, str]]:

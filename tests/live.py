@@ -27,7 +27,7 @@ class Live:
     def __init__(self, settings: Any) -> None:
         self.container = build_container(settings)
         self.loop: asyncio.AbstractEventLoop | None = None
-        self.container.extras.setdefault("on_start", []).append(self._started)
+        self.container.on_start.append(self._started)
         self.app = create_app(settings, container=self.container)
         self.url = ""
         self.key = ""

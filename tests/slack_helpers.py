@@ -10,7 +10,7 @@ import hmac
 import itertools
 import json
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
@@ -22,8 +22,10 @@ from api.audit.models import AuditEvent
 from api.connections import service as connections
 from api.db import Database
 from api.main import Container, build_container, create_app, running
+from api.surfaces.installed import INSTALLED, InstalledSurface
 from bot.ids import review_actions_block_id
 from bot.models import SlackMessage
+from bot.wiring import slack_of
 from tests.fakes.slack import FakeSlack
 
 TOKEN = "xoxb-test"
@@ -128,14 +130,14 @@ class SlackHarness:
 
     async def settle(self) -> None:
         """Run due outbox jobs and wait for listeners still working after their ack."""
-        await self.container.extras["slack_inflight"].idle()
+        await slack_of(self.container).inflight.idle()
         await self.container.worker.drain()
 
     async def send(self, body: bytes, content_type: str = "application/x-www-form-urlencoded",
                    **signing: Any) -> httpx.Response:
         headers = signature_headers(body, content_type=content_type, **signing)
         response = await self.http.post("/slack/events", content=body, headers=headers)
-        await self.container.extras["slack_inflight"].idle()
+        await slack_of(self.container).inflight.idle()
         return response
 
     async def location(self, approval_id: str) -> tuple[str, str]:
@@ -184,14 +186,16 @@ def has_buttons(message: dict[str, Any]) -> bool:
 
 
 @contextlib.asynccontextmanager
-async def slack_harness(make_settings: Callable[..., Any], clock: Any, **overrides: Any) -> AsyncIterator[SlackHarness]:
+async def slack_harness(make_settings: Callable[..., Any], clock: Any, *,
+                        surfaces: Sequence[InstalledSurface] = INSTALLED,
+                        **overrides: Any) -> AsyncIterator[SlackHarness]:
     fake = FakeSlack(token=TOKEN)
     fake.add_usergroup(GROUP, [GROUP_MEMBER])
     with fake.serving() as base_url:
         values = dict(slack_bot_token=TOKEN, slack_signing_secret=SECRET, slack_api_url=base_url,
                       review_channel=REVIEW, alerts_channel=ALERTS, approvers=[APPROVER, GROUP])
         settings = make_settings(**{**values, **overrides})
-        container = build_container(settings, clock=clock)
+        container = build_container(settings, clock=clock, surfaces=surfaces)
         async with running(container, worker=False):
             app = create_app(settings, container=container)
             transport = httpx.ASGITransport(app=app)

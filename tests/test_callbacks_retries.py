@@ -184,7 +184,7 @@ async def test_a_name_that_does_not_resolve_for_a_while_is_retried(client, auth,
         return answer
 
     approval_id = (await create(client, auth, f"http://localhost:{port}/hooks/cheqpoint"))["approvalId"]
-    container.extras["callback_resolver"] = resolver  # only delivery asks it; intake resolved localhost itself
+    container.callback_resolver = resolver  # only delivery asks it; intake resolved localhost itself
     await container.decisions.decide(approval_id, OPS, "approve")
     await run_retries(container, clock)
 

@@ -22,6 +22,7 @@ from api.outbox.registry import JobRegistry
 from api.outbox.service import enqueue
 from api.outbox.worker import Worker
 from bot.ids import review_actions_block_id
+from bot.wiring import slack_of
 from tests.ops_processes import Process, environment
 from tests.slack_helpers import (
     APPROVER,
@@ -131,7 +132,7 @@ async def test_an_acknowledged_click_survives_the_process_dying_right_after_the_
     response = await slack.http.post("/slack/events", content=body, headers=signature_headers(body))
     assert response.status_code == 200  # Slack now considers the click delivered
     # The process dies: whatever its listeners were still doing is cut off.
-    inflight = slack.container.extras["slack_inflight"]
+    inflight = slack_of(slack.container).inflight
     for task in list(inflight._tasks):
         task.cancel()
     await asyncio.sleep(0)

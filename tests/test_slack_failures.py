@@ -9,6 +9,7 @@ from sqlalchemy import select
 from api.approvals.actors import Actor
 from api.main import build_container
 from api.outbox.models import Job, JobAttempt
+from bot.wiring import slack_of
 from tests.conftest import REFUND
 from tests.slack_helpers import ALERTS, APPROVER, GROUP, GROUP_MEMBER, PAYOUT, REVIEW, has_buttons, slack_harness
 
@@ -173,12 +174,11 @@ async def test_with_an_app_token_socket_mode_replaces_the_http_endpoint(make_set
                              review_channel=REVIEW, approvers=[APPROVER])
     container = build_container(settings, clock=clock)
     try:
-        assert container.extras.get("routers", []) == []
-        [connect] = container.extras["on_start"]
-        assert connect.__self__.app is container.extras["slack_app"]  # the Socket Mode handler's connect
+        slack = slack_of(container)
+        assert container.routers == [] and slack.routers == ()
+        assert slack.socket is not None and slack.socket.app is slack.app  # started by `running()`
     finally:
-        for close in container.extras["on_close"]:
-            await close()
+        await slack.close()
         await container.http.aclose()
         await container.gateway.aclose()
         await container.db.close()

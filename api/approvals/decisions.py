@@ -23,6 +23,7 @@ from api.actions import get_action
 from api.approvals import state
 from api.approvals.actors import SYSTEM, Actor
 from api.approvals.authority import Authority, NotAnApprover
+from api.approvals.events import Event
 from api.approvals.models import Approval, Decision
 from api.approvals.service import ApprovalService
 from api.audit import service as audit
@@ -155,9 +156,9 @@ class Decisions:
                          detail={"votes": votes, "required": approval.required_approvals, "note": note,
                                  "revision": approval.revision, "changes": approval.changes or None})
             await session.flush()
-            await self.effects.emit(session, approval, "vote")
+            await self.effects.emit(session, approval, Event.VOTE)
             if modified is not None:
-                await self.effects.emit(session, approval, "revised")
+                await self.effects.emit(session, approval, Event.REVISED)
             return DecisionResult(approval, "vote", revised=modified is not None)
         await state.finalize(session, self.effects, approval, "approved", actor, note)
         if approval.execute:

@@ -1,28 +1,19 @@
 """What a state change sets off, decided by whoever subscribed in the composition root.
 
-The approval service says *what happened* (`created`, `approved`, …) inside its transaction; each
-subscriber (Slack, execution, callbacks, alerts) enqueues its own outbox jobs. The core never
-imports the adapters, and a deployment without Slack simply has no Slack subscriber.
+The approval service says *what happened* (an `Event`: created, approved, …) inside its
+transaction; each subscriber (the decision surfaces, execution, callbacks, metrics) enqueues its
+own outbox jobs. The core never imports the surfaces, and a deployment without Slack simply has
+no Slack subscriber.
 """
 
 from collections.abc import Awaitable, Callable
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from api.approvals.events import Event
 from api.approvals.models import Approval
 
-EVENTS = frozenset({
-    "created",        # pending, waiting for reviewers
-    "auto_decided",   # a rule approved or rejected it at intake (followed by approved / rejected)
-    "vote",           # one approval of several recorded; still pending
-    "revised",        # a reviewer's edit made a new revision (after its "vote"): approvers asked again
-    "approved", "rejected", "expired", "cancelled",
-    "executed", "execution_failed",
-    "execution_updated",  # Stripe reported a later outcome (a refund or payout failed, a payout was paid, …)
-    "verified",       # a request accepted unverified was verified against Stripe later; still pending
-})
-
-Subscriber = Callable[[AsyncSession, Approval, str], Awaitable[None]]
+Subscriber = Callable[[AsyncSession, Approval, Event], Awaitable[None]]
 
 
 class Effects:
@@ -32,7 +23,10 @@ class Effects:
     def subscribe(self, subscriber: Subscriber) -> None:
         self._subscribers.append(subscriber)
 
-    async def emit(self, session: AsyncSession, approval: Approval, event: str) -> None:
-        assert event in EVENTS, event
+    async def emit(self, session: AsyncSession, approval: Approval, event: Event) -> None:
+        event = Event(event)  # a status passed on as its event (see state.finalize); anything else raises
         for subscriber in self._subscribers:
             await subscriber(session, approval, event)
+
+
+__all__ = ["Effects", "Event", "Subscriber"]

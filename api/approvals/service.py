@@ -21,6 +21,7 @@ from api.actions import get_action
 from api.approvals import state
 from api.approvals.actors import Actor
 from api.approvals.effects import Effects
+from api.approvals.events import Event
 from api.approvals.models import Approval
 from api.approvals.schemas import ApprovalCreate
 from api.approvals.waiters import Waiters
@@ -215,18 +216,18 @@ class ApprovalService:
                             decision: PolicyDecision, lookup: dict[str, Any] | None) -> None:
         rule = Actor("rule", decision.rule or "default policy", decision.rule)
         if verdict == "review":
-            await self.effects.emit(session, approval, "created")
+            await self.effects.emit(session, approval, Event.CREATED)
             await enqueue(session, "approval.expire", {"approval_id": approval.id}, run_at=approval.expires_at)
             return
         if verdict == "reject":
-            await self.effects.emit(session, approval, "auto_decided")
+            await self.effects.emit(session, approval, Event.AUTO_DECIDED)
             await state.finalize(session, self.effects, approval, "rejected", rule, decision.note)
             return
         if verdict == "pass":
             approval.status, approval.decided_by, approval.decided_at = "approved", rule.as_dict(), self.clock()
             await state.record_execution(session, self.effects, approval, **(lookup or {}))
             return
-        await self.effects.emit(session, approval, "auto_decided")
+        await self.effects.emit(session, approval, Event.AUTO_DECIDED)
         await state.finalize(session, self.effects, approval, "approved", rule, decision.note)
         if approval.execute:
             await enqueue(session, "stripe.execute", {"approval_id": approval.id}, key=f"execute:{approval.id}",

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.approvals.actors import Actor
 from api.approvals.effects import Effects
+from api.approvals.events import Event
 from api.approvals.models import Approval
 from api.approvals.waiters import CHANNEL
 from api.audit import service as audit
@@ -43,7 +44,7 @@ async def finalize(session: AsyncSession, effects: Effects, approval: Approval, 
     audit.record(session, f"approval.{status}", approval_id=approval.id, connection_id=approval.connection_id,
                  actor=actor.as_dict(), before=before, after=snapshot(approval),
                  detail={"note": note} if note else None)
-    await effects.emit(session, approval, event or status)
+    await effects.emit(session, approval, Event(event or status))
     await announce_if_settled(session, approval)
 
 
@@ -62,9 +63,9 @@ async def record_execution(session: AsyncSession, effects: Effects, approval: Ap
                  actor={"type": "system", "id": "stripe"}, before=before, after=snapshot(approval),
                  detail={"stripeObjectId": stripe_object_id, "error": error} if status != "running" else None)
     if status == "succeeded":
-        await effects.emit(session, approval, "executed")
+        await effects.emit(session, approval, Event.EXECUTED)
     elif status == "failed":
-        await effects.emit(session, approval, "execution_failed")
+        await effects.emit(session, approval, Event.EXECUTION_FAILED)
     await announce_if_settled(session, approval)
 
 
@@ -82,4 +83,4 @@ async def record_later_outcome(session: AsyncSession, effects: Effects, approval
                  actor=actor, before=before,
                  after={**snapshot(approval), "objectStatus": result.get("status")},
                  detail={"stripeObjectId": approval.stripe_object_id, "error": error})
-    await effects.emit(session, approval, "execution_updated")
+    await effects.emit(session, approval, Event.EXECUTION_UPDATED)

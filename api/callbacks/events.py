@@ -10,6 +10,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from api.approvals.events import Event
 from api.approvals.models import Approval
 from api.approvals.schemas import approval_out, execution_out
 from api.callbacks.delivery import MAX_ATTEMPTS
@@ -54,7 +55,7 @@ def encode(body: dict[str, Any]) -> str:
     return strict_json_dumps(body)
 
 
-async def on_approval_event(session: AsyncSession, approval: Approval, event: str) -> None:
+async def on_approval_event(session: AsyncSession, approval: Approval, event: Event) -> None:
     """The effects subscriber: one delivery, with its own stable webhook-id, per event that matters."""
     if event not in CALLBACK_EVENTS or not approval.callback_url:
         return

@@ -70,8 +70,8 @@ async def deliver_callback(ctx: JobContext, payload: dict[str, Any]) -> None:
 
 
 def _resolver(ctx: JobContext) -> Resolver | None:
-    """A resolver the composition root (or a test) put in the container's extras; else the system's."""
-    return getattr(ctx.services, "extras", {}).get("callback_resolver")
+    """The container's resolver (a test's), else None: the system's."""
+    return ctx.services.callback_resolver
 
 
 async def _finish(ctx: JobContext, delivery_id: str, result: AttemptResult) -> None:

@@ -8,17 +8,21 @@ contradiction → the request is rejected by the system before anyone acts on it
 """
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.approvals import state
 from api.approvals.actors import Actor
+from api.approvals.events import Event
 from api.approvals.models import Approval
 from api.audit import service as audit
 from api.errors import NotFound
 from api.facts.models import Contradicted, Verification
 from api.outbox.registry import JobContext, Park, Retry
+
+if TYPE_CHECKING:
+    from api.main import Container
 
 log = logging.getLogger(__name__)
 
@@ -62,13 +66,13 @@ async def _pending(session: AsyncSession, approval_id: str) -> Approval | None:
     return approval if approval is not None and approval.status == "pending" else None
 
 
-async def _reject(session: AsyncSession, services: Any, approval_id: str, note: str) -> None:
+async def _reject(session: AsyncSession, services: "Container", approval_id: str, note: str) -> None:
     approval = await _pending(session, approval_id)
     if approval is not None:
         await state.finalize(session, services.effects, approval, "rejected", STRIPE_VERIFICATION, note)
 
 
-async def _store(session: AsyncSession, services: Any, approval_id: str, verification: Verification) -> None:
+async def _store(session: AsyncSession, services: "Container", approval_id: str, verification: Verification) -> None:
     approval = await _pending(session, approval_id)
     if approval is None:
         return
@@ -79,4 +83,4 @@ async def _store(session: AsyncSession, services: Any, approval_id: str, verific
     audit.record(session, "approval.verified", approval_id=approval.id, connection_id=approval.connection_id,
                  actor=STRIPE_VERIFICATION.as_dict(), after=state.snapshot(approval),
                  detail={"warnings": verification.warnings, "filled": verification.fills or None})
-    await services.effects.emit(session, approval, "verified")
+    await services.effects.emit(session, approval, Event.VERIFIED)

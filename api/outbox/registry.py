@@ -4,12 +4,15 @@ from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
 from api.config import Settings
 from api.db import Database
+
+if TYPE_CHECKING:
+    from api.main import Container
 
 
 class Retry(Exception):
@@ -44,7 +47,7 @@ class JobContext:
     settings: Settings
     http: httpx.AsyncClient
     clock: Callable[[], datetime]
-    services: Any  # the composition root's Services: approvals, stripe gateway, slack notifier, …
+    services: "Container"  # the composition root's: approvals, decisions, the Stripe gateway, the surfaces, …
     attempt: int = 1
     max_attempts: int = 1
     job_id: str = ""
