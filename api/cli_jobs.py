@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.cli import EXIT_CODES, app, fail, load_settings, run
 from api.db import Database, utcnow
+from api.outbox.kinds import OPEN_STATUSES, JobStatus
 from api.outbox.models import Job
 from api.outbox.service import requeue_parked
 
@@ -46,7 +47,7 @@ def jobs_list(
     as_json: Annotated[bool, typer.Option("--json", help="One JSON document on stdout.")] = False,
 ) -> None:
     """Jobs not done yet (queued, running, parked), oldest due first."""
-    statuses = ("parked",) if parked else ("queued", "running", "parked")
+    statuses = (JobStatus.PARKED,) if parked else OPEN_STATUSES
 
     async def listing(session: AsyncSession) -> list[Job]:
         query = select(Job).where(Job.status.in_(statuses)).order_by(Job.run_at, Job.id).limit(limit)

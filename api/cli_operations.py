@@ -9,7 +9,6 @@ checks as Slack and the console; the OS user and host are recorded beside the vo
 import getpass
 import json
 import socket
-from enum import StrEnum
 from typing import Annotated, Any
 
 import typer
@@ -18,6 +17,7 @@ from api.actions import get_action
 from api.approvals.actors import Actor
 from api.approvals.authority import NotAnApprover
 from api.approvals.decisions import DecisionResult, current_votes
+from api.approvals.enums import ApprovalStatus, Verdict
 from api.approvals.models import Approval
 from api.approvals.schemas import approval_out
 from api.cli import approvals_app, container, fail, run
@@ -26,20 +26,10 @@ from api.errors import ValidationFailed
 NOT_AN_APPROVER = 5
 
 
-class Status(StrEnum):
-    """The statuses an approval can have (typer lists them in --help and refuses others)."""
-
-    PENDING = "pending"
-    APPROVED = "approved"
-    REJECTED = "rejected"
-    EXPIRED = "expired"
-    CANCELLED = "cancelled"
-
-
 # ---- approvals ----------------------------------------------------------------------------------------
 
 @approvals_app.command("list")
-def approvals_list(status: Annotated[Status | None, typer.Option(help="Only approvals in this status.")] = None,
+def approvals_list(status: Annotated[ApprovalStatus | None, typer.Option(help="Only approvals in this status.")] = None,
                    limit: Annotated[int, typer.Option(min=1, max=500)] = 50,
                    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON document.")] = False) -> None:
     """The queue and its history, newest first."""
@@ -116,7 +106,7 @@ def _operator(person: str) -> Actor:
     return Actor("operator", person, None, via={"osUser": getpass.getuser(), "host": socket.gethostname()})
 
 
-def _decide(approval_id: str, person: str, verdict: str, note: str | None, sets: list[str],
+def _decide(approval_id: str, person: str, verdict: Verdict, note: str | None, sets: list[str],
             revision: int | None) -> None:
     actor = _operator(person)
 
@@ -166,7 +156,7 @@ def approvals_approve(
     revision: Revision = None,
 ) -> None:
     """Approve as a named approver, optionally changing fields (e.g. --set amount_cents=17450)."""
-    _decide(approval_id, as_, "approve", note, set_ or [], revision)
+    _decide(approval_id, as_, Verdict.APPROVE, note, set_ or [], revision)
 
 
 @approvals_app.command("reject")
@@ -176,4 +166,4 @@ def approvals_reject(approval_id: str, as_: AsPerson,
     """Reject as a named approver, with a note."""
     if not note.strip():
         fail("--note must not be empty", 2)
-    _decide(approval_id, as_, "reject", note, [], revision)
+    _decide(approval_id, as_, Verdict.REJECT, note, [], revision)

@@ -4,11 +4,11 @@
 from typing import TYPE_CHECKING, Any
 
 from api.callbacks.delivery import backoff_schedule
-from api.callbacks.events import JOB_KIND as CALLBACK_JOB
 from api.callbacks.events import on_approval_event as callbacks_on_event
 from api.callbacks.job import deliver_callback
 from api.execution.job import execute_approval
 from api.facts.job import verify_later
+from api.outbox.kinds import JobKind
 from api.outbox.registry import Backoff, JobContext
 
 if TYPE_CHECKING:
@@ -21,9 +21,10 @@ async def expire_approval(ctx: JobContext, payload: dict[str, Any]) -> None:
 
 
 def register_core_jobs(container: "Container") -> None:
-    container.registry.register("approval.expire", expire_approval)
-    container.registry.register("stripe.execute", execute_approval)
-    container.registry.register("stripe.verify", verify_later)
+    container.registry.register(JobKind.EXPIRE_APPROVAL, expire_approval)
+    container.registry.register(JobKind.EXECUTE, execute_approval)
+    container.registry.register(JobKind.VERIFY, verify_later)
     container.effects.subscribe(callbacks_on_event)
     # The handler schedules its own retries; this back-off only covers a crash inside it.
-    container.registry.register(CALLBACK_JOB, deliver_callback, backoff=Backoff(schedule=backoff_schedule()))
+    container.registry.register(JobKind.DELIVER_CALLBACK, deliver_callback,
+                                backoff=Backoff(schedule=backoff_schedule()))

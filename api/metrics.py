@@ -19,10 +19,13 @@ from slack_sdk.web.async_slack_response import AsyncSlackResponse
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from api.approvals.enums import ApprovalStatus
 from api.approvals.events import Event
 from api.approvals.models import Approval
+from api.callbacks.enums import DeliveryStatus
 from api.callbacks.models import CallbackDelivery
 from api.db import Database, utcnow
+from api.outbox.kinds import OPEN_STATUSES, JobStatus
 from api.outbox.models import Job
 
 # Seconds from a request's creation to its decision / execution: reviewers take minutes to hours.
@@ -65,7 +68,7 @@ class Metrics:
                                registry=r)
         self.callback_lag = Gauge("cheqpoint_callback_oldest_pending_seconds",
                                   "Age of the oldest callback not delivered yet (0 when none).", registry=r)
-        for status in ("pending", "delivered", "failed"):
+        for status in DeliveryStatus:
             self.callbacks.labels(status).set(0)
         self.callback_lag.set(0)
 
@@ -75,7 +78,7 @@ class Metrics:
         """An Effects subscriber: counts outcomes and times decisions and executions."""
         if event in ("created", "auto_decided", "vote"):
             if event == "created":
-                self.approvals.labels(approval.action, "pending").inc()
+                self.approvals.labels(approval.action, ApprovalStatus.PENDING).inc()
             return
         self.approvals.labels(approval.action, event).inc()
         if approval.created_at is None:
@@ -104,14 +107,14 @@ class Metrics:
         return generate_latest(self.registry), CONTENT_TYPE_LATEST
 
     async def _read_outbox(self, session: AsyncSession, now: datetime) -> None:
-        open_jobs = Job.status.in_(("queued", "running", "parked"))
+        open_jobs = Job.status.in_(OPEN_STATUSES)
         rows = await session.execute(select(Job.kind, Job.status, func.count()).where(open_jobs)
                                      .group_by(Job.kind, Job.status))
         self.outbox_jobs.clear()
         for kind, status, count in rows:
             self.outbox_jobs.labels(kind, status).set(count)
         due = await session.execute(select(Job.kind, func.min(Job.run_at))
-                                    .where(Job.status == "queued", Job.run_at <= now).group_by(Job.kind))
+                                    .where(Job.status == JobStatus.QUEUED, Job.run_at <= now).group_by(Job.kind))
         self.outbox_oldest_due.clear()
         for kind, oldest in due:
             self.outbox_oldest_due.labels(kind).set(max(0.0, (now - oldest).total_seconds()))
@@ -121,7 +124,7 @@ class Metrics:
         for status, count in rows:
             self.callbacks.labels(status).set(count)
         oldest = await session.scalar(select(func.min(CallbackDelivery.created_at))
-                                      .where(CallbackDelivery.status == "pending"))
+                                      .where(CallbackDelivery.status == DeliveryStatus.PENDING))
         self.callback_lag.set(max(0.0, (now - oldest).total_seconds()) if oldest else 0)
 
 

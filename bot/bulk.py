@@ -15,6 +15,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from api.approvals.actors import Actor
 from api.approvals.authority import NotAnApprover
+from api.approvals.enums import Verdict
 from api.db import Database
 from api.outbox.registry import JobContext, JobRegistry
 from api.policy import Policy
@@ -22,10 +23,11 @@ from bot import render
 from bot.blocks.digest import bulk_line
 from bot.digest_render import age_text, bulk_covers, load_items
 from bot.ids import DigestRef
+from bot.kinds import SlackJob
 
 log = logging.getLogger(__name__)
 
-BULK_APPROVE = "slack.bulk_approve"
+BULK_APPROVE = SlackJob.BULK_APPROVE
 
 
 @dataclass(frozen=True)
@@ -70,7 +72,7 @@ class BulkApprover:
         counts: dict[str, int] = {}
         for snapshot, revision in covered.items if covered else []:
             try:
-                result = await decisions.decide(snapshot.id, actor, "approve", revision=revision)
+                result = await decisions.decide(snapshot.id, actor, Verdict.APPROVE, revision=revision)
                 outcome = result.outcome
             except NotAnApprover:
                 outcome = "refused"

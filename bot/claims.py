@@ -11,6 +11,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from api.approvals.enums import Verdict
 from api.db import Database
 from bot import layout
 from bot.blocks.common import mrkdwn_section, to_dicts
@@ -19,7 +20,8 @@ from bot.ids import ActionId, ButtonRef
 from bot.models import Claim
 from bot.render import Snapshot
 
-_ANYWAY = {"approve": (ActionId.APPROVE_ANYWAY, "Approve anyway"), "reject": (ActionId.REJECT_ANYWAY, "Reject anyway")}
+_ANYWAY = {Verdict.APPROVE: (ActionId.APPROVE_ANYWAY, "Approve anyway"),
+           Verdict.REJECT: (ActionId.REJECT_ANYWAY, "Reject anyway")}
 
 
 async def claim(session: AsyncSession, approval_id: str, user_id: str, now: datetime) -> bool:
@@ -44,7 +46,7 @@ def warning_text(others: list[str]) -> str:
 
 
 async def warn_if_claimed(db: Database, client: AsyncWebClient, body: dict[str, Any], snapshot: Snapshot,
-                          verdict: str) -> bool:
+                          verdict: Verdict) -> bool:
     """True when someone else claimed the request: the person was warned and nothing happened yet.
     The warning carries a "… anyway" button pointing at the same revision."""
     me = actor_of(body).id
@@ -55,7 +57,7 @@ async def warn_if_claimed(db: Database, client: AsyncWebClient, body: dict[str, 
     value = ButtonRef(approval_id=snapshot.id, version=snapshot.revision).dumps()
     text = warning_text(others)
     blocks = to_dicts([mrkdwn_section(text), ActionsBlock(block_id=f"anyway.{snapshot.id}", elements=[
-        ButtonElement(text=label, action_id=action_id, value=value, style="danger" if verdict == "reject"
+        ButtonElement(text=label, action_id=action_id, value=value, style="danger" if verdict == Verdict.REJECT
                       else "primary")])])
     channel = (body.get("channel") or {}).get("id") or (body.get("container") or {}).get("channel_id")
     if channel and not from_home(body):

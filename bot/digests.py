@@ -18,19 +18,22 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.approvals.effects import Event, Subscriber
+from api.approvals.enums import ApprovalStatus
 from api.approvals.models import Approval
 from api.config import Settings
 from api.ids import new_id
+from api.outbox.kinds import JobStatus
 from api.outbox.models import Job
 from api.outbox.registry import JobContext, JobRegistry
 from api.outbox.service import enqueue
+from bot.kinds import SlackJob
 from bot.messages import message_of, posted
 from bot.models import Digest, DigestItem
 
 log = logging.getLogger(__name__)
 
-RENDER = "slack.digest_render"
-POST_KIND = "slack.post_request"  # bot.notifier.POST: the job whose requests may join a digest
+RENDER = SlackJob.RENDER_DIGEST
+POST_KIND = SlackJob.POST_REQUEST  # the job whose requests may join a digest
 PostHandler = Callable[[JobContext, dict[str, Any]], Awaitable[None]]
 
 
@@ -88,7 +91,7 @@ class Digests:
 
     async def _absorb(self, session: AsyncSession, approval_id: str) -> bool:
         row = await session.get(Approval, approval_id)
-        if row is None or row.status != "pending" or await message_of(session, approval_id) is not None:
+        if row is None or row.status != ApprovalStatus.PENDING or await message_of(session, approval_id) is not None:
             return False
         if await digest_of(session, approval_id) is not None:
             return True  # listed already (a repeated job, or a digest took it with its group)
@@ -106,11 +109,11 @@ class Digests:
         """Requests waiting for reviewers' eyes: a post job not yet done (and not listed in a digest),
         plus those still pending in open digests. While digests are working the queue down, new
         groups join digests too instead of posting one by one beside them."""
-        posts = len(await _queued_posts(session, ("queued", "running")))
+        posts = len(await _queued_posts(session, (JobStatus.QUEUED, JobStatus.RUNNING)))
         in_digests = await session.scalar(
             select(func.count()).select_from(DigestItem).join(Digest, Digest.id == DigestItem.digest_id)
             .join(Approval, Approval.id == DigestItem.approval_id)
-            .where(Digest.open_key.is_not(None), Approval.status == "pending"))
+            .where(Digest.open_key.is_not(None), Approval.status == ApprovalStatus.PENDING))
         return posts + int(in_digests or 0)
 
     async def _open(self, session: AsyncSession, row: Approval, key: str) -> str:
@@ -133,8 +136,8 @@ class Digests:
         rule_match = Approval.rule.is_(None) if rule is None else Approval.rule == rule
         others = await session.scalars(select(Approval.id).where(
             Approval.connection_id == connection_id, Approval.action == action, rule_match,
-            Approval.status == "pending", ~posted(), Approval.id != row.id))
-        queued = await _queued_posts(session, ("queued",))
+            Approval.status == ApprovalStatus.PENDING, ~posted(), Approval.id != row.id))
+        queued = await _queued_posts(session, (JobStatus.QUEUED,))
         candidates += [other for other in others.all() if other in queued]
         now = session.info["clock"]()
         for approval_id in candidates:
@@ -143,7 +146,7 @@ class Digests:
                 index_elements=["approval_id"]))
 
 
-async def _queued_posts(session: AsyncSession, statuses: tuple[str, ...]) -> set[str]:
+async def _queued_posts(session: AsyncSession, statuses: tuple[JobStatus, ...]) -> set[str]:
     """The requests with a post job in these states that no digest lists yet."""
     payloads = await session.scalars(select(Job.payload).where(Job.kind == POST_KIND, Job.status.in_(statuses)))
     ids = {p.get("approval_id") for p in payloads.all() if isinstance(p, dict) and p.get("approval_id")}

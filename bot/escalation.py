@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from api.approvals.authority import Authority, is_group
 from api.approvals.decisions import current_votes
 from api.approvals.effects import Event, Subscriber
+from api.approvals.enums import ApprovalStatus
 from api.approvals.models import Approval
 from api.config import Settings
 from api.outbox.registry import JobContext, JobRegistry
@@ -26,11 +27,12 @@ from api.policy.reviewing import BusinessHours
 from bot import layout, render
 from bot.approvers import ApproverDirectory
 from bot.digest_render import rule_of
+from bot.kinds import SlackJob
 from bot.models import Digest, DigestItem
 
 log = logging.getLogger(__name__)
 
-ESCALATE = "slack.escalate"
+ESCALATE = SlackJob.ESCALATE
 
 
 def escalation_plan(policy: Policy, approval: Approval) -> tuple[datetime, list[str]] | None:
@@ -68,7 +70,7 @@ class Escalations:
 
     def subscriber(self) -> Subscriber:
         async def on_event(session: AsyncSession, approval: Approval, event: Event) -> None:
-            if event != "created" or approval.status != "pending":
+            if event != Event.CREATED or approval.status != ApprovalStatus.PENDING:
                 return
             plan = escalation_plan(self.authority.policy(), approval)
             if plan is None or plan[0] >= approval.expires_at:

@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.approvals.models import Approval
 from api.config import Settings
+from api.outbox.kinds import JobStatus
 from api.outbox.models import Job
 from api.outbox.registry import JobContext, JobRegistry, Retry
 from api.outbox.service import enqueue
@@ -23,14 +24,15 @@ from bot.blocks import AlertKind, alert_text, delivery_failed_text, reminder_tex
 from bot.blocks.notices import execution_update_text
 from bot.delivery import find_posted, review_metadata
 from bot.failures import classify
+from bot.kinds import SlackJob
 
 log = logging.getLogger(__name__)
 
-POST = "slack.post_request"
-UPDATE = "slack.update_message"
-ALERT = "slack.alert"
-REMIND = "slack.remind"
-REPLY = "slack.thread_reply"  # a later outcome from Stripe, told in the review message's thread
+POST = SlackJob.POST_REQUEST
+UPDATE = SlackJob.UPDATE_MESSAGE
+ALERT = SlackJob.ALERT
+REMIND = SlackJob.REMIND
+REPLY = SlackJob.THREAD_REPLY
 
 SLACK_FAILED = "slack_failed"  # an alert kind beside bot.blocks.AlertKind's
 # How long an update or reminder waits for the review message it belongs to.
@@ -173,7 +175,7 @@ class Notifier:
             return snapshot
         async with ctx.db.read() as session:
             waiting = await session.scalar(select(Job.id).where(
-                Job.key == post_key(approval_id), Job.status.in_(("queued", "running"))))
+                Job.key == post_key(approval_id), Job.status.in_((JobStatus.QUEUED, JobStatus.RUNNING))))
         if waiting is not None:
             raise Retry("the review message is not posted yet", delay=WAIT_FOR_POST)
         return None  # decided by a rule, or its post was parked: there is no message to touch

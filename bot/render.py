@@ -13,6 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.actions import EditableField, get_action
+from api.approvals.enums import ApprovalStatus
 from api.approvals.models import Approval
 from api.approvals.schemas import approval_out
 from api.config import Settings
@@ -61,7 +62,7 @@ class Snapshot:
 
     @property
     def pending(self) -> bool:
-        return self.row.status == "pending"
+        return self.row.status == ApprovalStatus.PENDING
 
 
 async def _snapshots(session: AsyncSession, rows: Sequence[Approval]) -> list[Snapshot]:
@@ -71,7 +72,7 @@ async def _snapshots(session: AsyncSession, rows: Sequence[Approval]) -> list[Sn
         found = await session.execute(select(Connection.id, Connection.name).where(Connection.id.in_(ids)))
         names = {ident: name for ident, name in found.all()}
     reviewing: dict[str, list[str]] = {}
-    pending = [row.id for row in rows if row.status == "pending"]
+    pending = [row.id for row in rows if row.status == ApprovalStatus.PENDING]
     if pending:  # who said "I'm on it", in the order they did
         claims = await session.execute(select(Claim.approval_id, Claim.user_id)
                                        .where(Claim.approval_id.in_(pending)).order_by(Claim.id))

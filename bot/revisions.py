@@ -12,8 +12,9 @@ from slack_sdk.web.async_client import AsyncWebClient
 from api.approvals.authority import Authority
 from api.outbox.registry import JobContext, JobRegistry, Retry
 from bot import layout, render
+from bot.kinds import SlackJob
 
-ASK_AGAIN = "slack.ask_again"
+ASK_AGAIN = SlackJob.ASK_AGAIN
 WAIT_FOR_POST = 5.0
 
 

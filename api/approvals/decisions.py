@@ -23,11 +23,13 @@ from api.actions import get_action
 from api.approvals import state
 from api.approvals.actors import SYSTEM, Actor
 from api.approvals.authority import Authority, NotAnApprover
+from api.approvals.enums import ApprovalStatus, ExecutionStatus, Verdict
 from api.approvals.events import Event
 from api.approvals.models import Approval, Decision
 from api.approvals.service import ApprovalService
 from api.audit import service as audit
 from api.errors import NotFound, ValidationFailed
+from api.outbox.kinds import JobKind
 from api.outbox.service import enqueue
 
 
@@ -44,10 +46,12 @@ class DecisionResult:
     def recorded(self) -> bool:
         return self.outcome in ("decided", "vote")
 
+EXPIRED_NOTE = "Expired before a decision."
+
 
 def current_votes(approval: Approval) -> list[Decision]:
     """The approve votes that count toward the quorum: those on the current revision."""
-    return [d for d in approval.decisions if d.verdict == "approve" and d.revision == approval.revision]
+    return [d for d in approval.decisions if d.verdict == Verdict.APPROVE and d.revision == approval.revision]
 
 
 class Decisions:
@@ -56,18 +60,19 @@ class Decisions:
         self.authority = authority
         self.effects = service.effects
 
-    async def decide(self, approval_id: str, actor: Actor, verdict: str, *, note: str | None = None,
+    async def decide(self, approval_id: str, actor: Actor, verdict: Verdict | str, *, note: str | None = None,
                      edits: dict[str, Any] | None = None, revision: int | None = None) -> DecisionResult:
         """Record a person's decision on the revision they saw (`revision`; None: the current one).
 
         Raises NotAnApprover when `actor` may not decide this request now (the attempt is audited),
         and ValidationFailed for a reviewer's edit that cannot be applied (audited too).
         """
-        if verdict not in ("approve", "reject"):
+        if verdict not in tuple(Verdict):
             raise ValidationFailed(f"verdict must be approve or reject, not {verdict!r}")
-        if verdict == "reject" and not (note and note.strip()):
+        verdict = Verdict(verdict)  # surfaces may pass the plain word (a button's value, a CLI argument)
+        if verdict == Verdict.REJECT and not (note and note.strip()):
             raise ValidationFailed("a rejection needs a note", errors=[{"loc": ["note"], "msg": "required"}])
-        if edits and verdict != "approve":
+        if edits and verdict != Verdict.APPROVE:
             raise ValidationFailed("edits go with an approval")
         approval = await self.service.get(None, approval_id)
         authorisation = await self.authority.may_decide(actor.id, approval)
@@ -77,7 +82,7 @@ class Decisions:
                                "revision": revision})
             raise NotAnApprover(f"{actor.id} may not decide {approval_id}: {authorisation.reason}")
         try:
-            if edits and approval.status == "pending":
+            if edits and approval.status == ApprovalStatus.PENDING:
                 await self._check_with_stripe(approval, edits)
             result = await self._write(approval_id, actor, verdict, note, edits, revision)
         except ValidationFailed as exc:
@@ -88,7 +93,7 @@ class Decisions:
             self.service.waiters.notify(approval_id, result.approval)
         return result
 
-    async def _write(self, approval_id: str, actor: Actor, verdict: str, note: str | None,
+    async def _write(self, approval_id: str, actor: Actor, verdict: Verdict, note: str | None,
                      edits: dict[str, Any] | None, revision: int | None) -> DecisionResult:
         for _ in range(3):
             try:
@@ -106,22 +111,22 @@ class Decisions:
 
         await self.service.db.write(record)
 
-    async def _decide(self, session: AsyncSession, approval_id: str, actor: Actor, verdict: str,
+    async def _decide(self, session: AsyncSession, approval_id: str, actor: Actor, verdict: Verdict,
                       note: str | None, edits: dict[str, Any] | None, revision: int | None) -> DecisionResult:
         # One round trip: the row (locked on PostgreSQL) with its votes joined in.
         approval = await session.get(Approval, approval_id, with_for_update={"of": Approval},
                                      options=[joinedload(Approval.decisions)])
         if approval is None:
             raise NotFound(f"no approval {approval_id}")
-        if approval.status == "pending" and approval.expires_at <= self.service.clock():
-            await state.finalize(session, self.effects, approval, "expired", SYSTEM, "Expired before a decision.")
+        if approval.status == ApprovalStatus.PENDING and approval.expires_at <= self.service.clock():
+            await state.finalize(session, self.effects, approval, ApprovalStatus.EXPIRED, SYSTEM, EXPIRED_NOTE)
 
         def refuse(event: str, outcome: str, **detail: Any) -> DecisionResult:
             audit.record(session, event, approval_id=approval.id, connection_id=approval.connection_id,
                          actor=actor.audit_dict(), detail={"verdict": verdict, **detail})
             return DecisionResult(approval, outcome)
 
-        if approval.status != "pending":
+        if approval.status != ApprovalStatus.PENDING:
             return refuse("decision.refused", "already_final", reason=f"already {approval.status}")
         if revision is not None and revision != approval.revision:
             return refuse("decision.refused", "stale", reason="stale revision", seen=revision,
@@ -146,8 +151,8 @@ class Decisions:
                                            actor_name=actor.name, note=note, edits=edits or None,
                                            revision=approval.revision, via=actor.via,
                                            created_at=self.service.clock()))
-        if verdict == "reject":
-            await state.finalize(session, self.effects, approval, "rejected", actor, note)
+        if verdict == Verdict.REJECT:
+            await state.finalize(session, self.effects, approval, ApprovalStatus.REJECTED, actor, note)
             return DecisionResult(approval, "decided")
         votes = len(current_votes(approval))
         if votes < approval.required_approvals:
@@ -160,9 +165,9 @@ class Decisions:
             if modified is not None:
                 await self.effects.emit(session, approval, Event.REVISED)
             return DecisionResult(approval, "vote", revised=modified is not None)
-        await state.finalize(session, self.effects, approval, "approved", actor, note)
+        await state.finalize(session, self.effects, approval, ApprovalStatus.APPROVED, actor, note)
         if approval.execute:
-            await enqueue(session, "stripe.execute", {"approval_id": approval.id}, key=f"execute:{approval.id}",
+            await enqueue(session, JobKind.EXECUTE, {"approval_id": approval.id}, key=f"execute:{approval.id}",
                           max_attempts=10)
         return DecisionResult(approval, "decided", revised=modified is not None)
 
@@ -172,7 +177,7 @@ class Decisions:
         approval.revision += 1
         approval.modified_details = modified
         approval.changes = _changes(approval.details, modified)
-        earlier = [d.actor_id for d in approval.decisions if d.verdict == "approve"
+        earlier = [d.actor_id for d in approval.decisions if d.verdict == Verdict.APPROVE
                    and d.revision == approval.revision - 1]
         audit.record(session, "approval.revised", approval_id=approval.id, connection_id=approval.connection_id,
                      actor=actor.audit_dict(),
@@ -192,11 +197,11 @@ class Decisions:
         """Expire a pending request whose time has come; None when there is nothing to do."""
         async def write(session: AsyncSession) -> Approval | None:
             approval = await session.get(Approval, approval_id, with_for_update=True)
-            if approval is None or approval.status != "pending":
+            if approval is None or approval.status != ApprovalStatus.PENDING:
                 return None
             if approval.expires_at > self.service.clock():
                 return None
-            await state.finalize(session, self.effects, approval, "expired", SYSTEM, "Expired before a decision.")
+            await state.finalize(session, self.effects, approval, ApprovalStatus.EXPIRED, SYSTEM, EXPIRED_NOTE)
             return approval
 
         approval = await self.service.db.write(write)
@@ -204,12 +209,12 @@ class Decisions:
             self.service.waiters.notify(approval_id, approval)
         return approval
 
-    async def record_execution(self, approval_id: str, *, status: str, **outcome: Any) -> Approval:
+    async def record_execution(self, approval_id: str, *, status: ExecutionStatus, **outcome: Any) -> Approval:
         async def write(session: AsyncSession) -> Approval:
             approval = await session.get(Approval, approval_id, with_for_update=True)
             if approval is None:
                 raise NotFound(f"no approval {approval_id}")
-            if approval.execution_status in ("succeeded", "failed"):
+            if approval.execution_status in (ExecutionStatus.SUCCEEDED, ExecutionStatus.FAILED):
                 # The first outcome stands: a worker whose job was taken over after its lease
                 # lapsed may still come back with an answer, and must not announce it twice.
                 return approval

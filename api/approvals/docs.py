@@ -4,9 +4,11 @@ Documentation only: the routes answer with `approval_out()`; these models tell c
 conformance tests) its shape. Objects may gain fields, so none of them forbids extra ones.
 """
 
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, Field
+
+from api.approvals.enums import ApprovalStatus, ExecutionStatus
 
 
 class ActorOut(BaseModel):
@@ -22,7 +24,7 @@ class VoteOut(BaseModel):
 
 
 class ExecutionOut(BaseModel):
-    status: Literal["not_requested", "queued", "running", "succeeded", "failed"]
+    status: ExecutionStatus
     stripeObjectId: str | None
     result: dict[str, Any] | None
     error: dict[str, Any] | None
@@ -32,7 +34,7 @@ class ApprovalOut(BaseModel):
     """Non-finite numbers stored before intake refused them read as null."""
 
     approvalId: str
-    status: Literal["pending", "approved", "rejected", "expired", "cancelled"]
+    status: ApprovalStatus
     action: str
     summary: str
     details: dict[str, Any]

@@ -4,11 +4,8 @@ from typing import Any
 from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from api.db import Base, utcnow
-
-FINAL_STATUSES = ("approved", "rejected", "expired", "cancelled")
-# Execution states after which nothing more will happen to an approved request.
-SETTLED_EXECUTION = ("not_requested", "succeeded", "failed")
+from api.approvals.enums import SETTLED_EXECUTION, ApprovalStatus, ExecutionStatus, Verdict
+from api.db import Base, EnumText, utcnow
 
 
 class Approval(Base):
@@ -27,7 +24,8 @@ class Approval(Base):
     request_hash: Mapped[str] = mapped_column(String(64))
     surface: Mapped[str] = mapped_column(String(16), default="native")  # native | compat
 
-    status: Mapped[str] = mapped_column(String(16), default="pending")
+    # Typed columns over the same VARCHAR(16) as before (EnumText): no migration, rows unchanged.
+    status: Mapped[ApprovalStatus] = mapped_column(EnumText(ApprovalStatus), default=ApprovalStatus.PENDING)
     action: Mapped[str] = mapped_column(String(100))
     summary: Mapped[str] = mapped_column(Text)
     details: Mapped[dict[str, Any]]
@@ -52,7 +50,8 @@ class Approval(Base):
     callback_url: Mapped[str | None] = mapped_column(Text)
 
     execute: Mapped[bool] = mapped_column(Boolean, default=False)
-    execution_status: Mapped[str] = mapped_column(String(16), default="not_requested")
+    execution_status: Mapped[ExecutionStatus] = mapped_column(EnumText(ExecutionStatus),
+                                                              default=ExecutionStatus.NOT_REQUESTED)
     execution_result: Mapped[dict[str, Any] | None]
     execution_error: Mapped[dict[str, Any] | None]
     stripe_object_id: Mapped[str | None] = mapped_column(String(100))
@@ -83,9 +82,9 @@ class Approval(Base):
     @property
     def is_settled(self) -> bool:
         """Nothing more will happen: what a synchronous hold waits for."""
-        if self.status == "pending":
+        if self.status == ApprovalStatus.PENDING:
             return False
-        return self.status != "approved" or self.execution_status in SETTLED_EXECUTION
+        return self.status != ApprovalStatus.APPROVED or self.execution_status in SETTLED_EXECUTION
 
 
 class Decision(Base):
@@ -97,7 +96,7 @@ class Decision(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     approval_id: Mapped[str] = mapped_column(ForeignKey("approvals.id"), index=True)
-    verdict: Mapped[str] = mapped_column(String(16))  # approve | reject
+    verdict: Mapped[Verdict] = mapped_column(EnumText(Verdict))
     actor_type: Mapped[str] = mapped_column(String(16))  # slack_user | operator | rule | system
     actor_id: Mapped[str] = mapped_column(String(100))
     actor_name: Mapped[str | None] = mapped_column(String(200))

@@ -1,12 +1,13 @@
 """The native intake API, CONTRACT §3."""
 
-from typing import Annotated, Literal
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import JSONResponse
 
 from api.approvals.actors import Actor
 from api.approvals.docs import ApprovalListOut, ApprovalOut
+from api.approvals.enums import ApprovalStatus
 from api.approvals.schemas import ApprovalCreate, approval_out
 from api.approvals.service import Intake
 from api.connections.auth import bearer_connection
@@ -15,7 +16,6 @@ from api.http import FiniteJSONResponse
 
 router = APIRouter(prefix="/v1", tags=["approvals"])
 Authed = Annotated[Connection, Depends(bearer_connection)]
-Status = Literal["pending", "approved", "rejected", "expired", "cancelled"]
 
 
 def _services(request: Request):
@@ -33,7 +33,8 @@ async def create_approval(
     if body.timeout_ms is None:
         created = await container.approvals.create(connection, Intake(body, idempotency_key=idempotency_key))
         approval = created.approval
-        return FiniteJSONResponse(approval_out(approval), status_code=202 if approval.status == "pending" else 200)
+        status_code = 202 if approval.status == ApprovalStatus.PENDING else 200
+        return FiniteJSONResponse(approval_out(approval), status_code=status_code)
     # The hold's slot is taken before anything is stored: a request refused for holds leaves no approval.
     async with container.approvals.hold_slot(connection.id, body.timeout_ms):
         created = await container.approvals.create(connection, Intake(body, idempotency_key=idempotency_key))
@@ -54,7 +55,7 @@ async def get_approval(approval_id: str, request: Request, connection: Authed,
 
 @router.get("/approvals", response_model=ApprovalListOut)
 async def list_approvals(
-    request: Request, connection: Authed, status: Status | None = None,
+    request: Request, connection: Authed, status: ApprovalStatus | None = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50, cursor: str | None = None,
 ) -> JSONResponse:
     rows, next_cursor = await _services(request).approvals.list(connection.id, status=status, limit=limit,

@@ -8,6 +8,7 @@ from typing import Any, Literal
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr
 from pydantic.alias_generators import to_camel
 
+from api.approvals.enums import Verdict
 from api.approvals.models import Approval
 
 RiskLevel = Literal["low", "medium", "high", "critical"]
@@ -52,7 +53,7 @@ def execution_out(approval: Approval) -> dict[str, Any]:
 def approval_out(approval: Approval) -> dict[str, Any]:
     """The approval object, exactly as agents, Slack blocks and callbacks see it."""
     # Only votes on the current revision count: an edit asks every approver again.
-    votes = [d for d in approval.decisions if d.verdict == "approve" and d.revision == approval.revision]
+    votes = [d for d in approval.decisions if d.verdict == Verdict.APPROVE and d.revision == approval.revision]
     return {
         "approvalId": approval.id,
         "status": approval.status,

@@ -21,6 +21,7 @@ from api.actions import get_action
 from api.approvals import state
 from api.approvals.actors import Actor
 from api.approvals.effects import Effects
+from api.approvals.enums import ApprovalStatus, ExecutionStatus, PolicyVerdict
 from api.approvals.events import Event
 from api.approvals.models import Approval
 from api.approvals.schemas import ApprovalCreate
@@ -35,13 +36,13 @@ from api.execution.gateway import StripeGateway, StripeGatewayError
 from api.facts import Contradicted, Verification, Verifier, stripe_variable
 from api.ids import new_id
 from api.limits import HoldSlots, IntakeGate, IntakeLimits, Ticket, check_before_lookup, serialize
+from api.outbox.kinds import JobKind
 from api.outbox.service import enqueue
 from api.policy import Policy, PolicyDecision, PolicyInput, Totals, empty_totals
 
 log = logging.getLogger(__name__)
 APPROVAL_ID = re.compile(r"apr_[0-9a-z]{1,60}")
 
-VERIFY_JOB = "stripe.verify"
 VERIFY_ATTEMPTS = 12  # with the outbox's doubling back-off (2 s, 4 s, … 34 min): about an hour of trying
 
 TotalsProvider = Callable[[AsyncSession, Connection, str, dict[str, Any], datetime], Awaitable[Totals]]
@@ -62,7 +63,7 @@ class Outcome:
     """What the policy decided for one request, and what intake makes of it."""
 
     decision: PolicyDecision
-    verdict: str  # pass | approve | reject | review
+    verdict: PolicyVerdict  # the policy's decision as intake applies it (a `pass` for a write reviews)
     expires_at: datetime
 
 
@@ -125,7 +126,7 @@ class ApprovalService:
                     totals = await self.totals(session, connection, body.action, details, now)
             early = self._decide(policy, connection, body, details, totals, now, read_only, facts)
         lookup = None
-        if early is not None and early.verdict == "pass":
+        if early is not None and early.verdict == PolicyVerdict.PASS:
             async with self.db.read() as session:
                 await check_before_lookup(session, self.limits, connection.id, now)
             lookup = await self._run_lookup(spec, details)
@@ -138,11 +139,11 @@ class ApprovalService:
         # Everything that does not depend on the decision is prepared here, not in the (SQLite) writer.
         fields = dict(
             id=new_id("apr"), connection_id=connection.id, idempotency_key=intake.idempotency_key,
-            request_hash=body.fingerprint(), surface=intake.surface, status="pending", action=body.action,
+            request_hash=body.fingerprint(), surface=intake.surface, status=ApprovalStatus.PENDING, action=body.action,
             summary=body.summary, details=details, justification=body.justification, changes={},
             risk_level=body.risk_level, priority=body.priority, agent_name=body.agent_name,
             request_metadata=body.metadata or {}, extra=intake.extra, callback_url=body.callback_url,
-            execute=execute and not read_only, execution_status="not_requested", stripe_facts=facts,
+            execute=execute and not read_only, execution_status=ExecutionStatus.NOT_REQUESTED, stripe_facts=facts,
             created_at=now, updated_at=now)
 
         async def write(session: AsyncSession, ticket: Ticket) -> Approval:
@@ -151,7 +152,8 @@ class ApprovalService:
             if outcome is None:
                 totals = await self.totals(session, connection, body.action, details, now)
                 outcome = self._decide(policy, connection, body, details, totals, now, read_only, facts)
-            await ticket.check(session, lookup=outcome.verdict == "pass", review=outcome.verdict == "review")
+            await ticket.check(session, lookup=outcome.verdict == PolicyVerdict.PASS,
+                               review=outcome.verdict == PolicyVerdict.REVIEW)
             decision = outcome.decision
             approval = Approval(**fields, expires_at=outcome.expires_at, rule=decision.rule,
                                 policy_version=decision.policy_version,
@@ -169,8 +171,8 @@ class ApprovalService:
                                              "details": details},
                                  "surface": intake.surface, "idempotencyKey": intake.idempotency_key})
             await self._apply_policy(session, approval, outcome.verdict, decision, lookup)
-            if unverified and outcome.verdict == "review":
-                await enqueue(session, VERIFY_JOB, {"approval_id": approval.id}, key=f"verify:{approval.id}",
+            if unverified and outcome.verdict == PolicyVerdict.REVIEW:
+                await enqueue(session, JobKind.VERIFY, {"approval_id": approval.id}, key=f"verify:{approval.id}",
                               max_attempts=VERIFY_ATTEMPTS)
             return approval
 
@@ -196,12 +198,12 @@ class ApprovalService:
         if decision.errors:
             log.warning("policy conditions failed for a %s request: %s", body.action, decision.errors)
         verdict = decision.decision
-        if verdict == "pass" and not read_only:
-            verdict = "review"  # `pass` executes without review: only lookups may do that
-        elif verdict == "approve" and read_only:
-            verdict = "pass"  # an approved lookup has nothing to wait for: run it now
-        if (facts or {}).get("status") == "unverified" and verdict in ("approve", "pass"):
-            verdict = "review"  # nothing is approved on facts Stripe has not confirmed
+        if verdict == PolicyVerdict.PASS and not read_only:
+            verdict = PolicyVerdict.REVIEW  # `pass` executes without review: only lookups may do that
+        elif verdict == PolicyVerdict.APPROVE and read_only:
+            verdict = PolicyVerdict.PASS  # an approved lookup has nothing to wait for: run it now
+        if (facts or {}).get("status") == "unverified" and verdict in (PolicyVerdict.APPROVE, PolicyVerdict.PASS):
+            verdict = PolicyVerdict.REVIEW  # nothing is approved on facts Stripe has not confirmed
         return Outcome(decision, verdict, self._expiry(body, decision, policy, now))
 
     async def _verify(self, action: str, details: dict[str, Any], now: datetime) -> Verification | None:
@@ -212,25 +214,26 @@ class ApprovalService:
             raise ValidationFailed(f"the request does not match Stripe: {exc.field} {exc.message}",
                                    errors=[exc.as_error()]) from None
 
-    async def _apply_policy(self, session: AsyncSession, approval: Approval, verdict: str,
+    async def _apply_policy(self, session: AsyncSession, approval: Approval, verdict: PolicyVerdict,
                             decision: PolicyDecision, lookup: dict[str, Any] | None) -> None:
         rule = Actor("rule", decision.rule or "default policy", decision.rule)
-        if verdict == "review":
+        if verdict == PolicyVerdict.REVIEW:
             await self.effects.emit(session, approval, Event.CREATED)
-            await enqueue(session, "approval.expire", {"approval_id": approval.id}, run_at=approval.expires_at)
+            await enqueue(session, JobKind.EXPIRE_APPROVAL, {"approval_id": approval.id}, run_at=approval.expires_at)
             return
-        if verdict == "reject":
+        if verdict == PolicyVerdict.REJECT:
             await self.effects.emit(session, approval, Event.AUTO_DECIDED)
-            await state.finalize(session, self.effects, approval, "rejected", rule, decision.note)
+            await state.finalize(session, self.effects, approval, ApprovalStatus.REJECTED, rule, decision.note)
             return
-        if verdict == "pass":
-            approval.status, approval.decided_by, approval.decided_at = "approved", rule.as_dict(), self.clock()
+        if verdict == PolicyVerdict.PASS:
+            approval.status = ApprovalStatus.APPROVED
+            approval.decided_by, approval.decided_at = rule.as_dict(), self.clock()
             await state.record_execution(session, self.effects, approval, **(lookup or {}))
             return
         await self.effects.emit(session, approval, Event.AUTO_DECIDED)
-        await state.finalize(session, self.effects, approval, "approved", rule, decision.note)
+        await state.finalize(session, self.effects, approval, ApprovalStatus.APPROVED, rule, decision.note)
         if approval.execute:
-            await enqueue(session, "stripe.execute", {"approval_id": approval.id}, key=f"execute:{approval.id}",
+            await enqueue(session, JobKind.EXECUTE, {"approval_id": approval.id}, key=f"execute:{approval.id}",
                           max_attempts=10)
 
     async def _run_lookup(self, spec: Any, details: dict[str, Any]) -> dict[str, Any]:
@@ -238,8 +241,9 @@ class ApprovalService:
         try:
             outcome = await spec.execute(self.gateway, details, idempotency_key=None)
         except StripeGatewayError as exc:
-            return {"status": "failed", "error": exc.as_error()}
-        return {"status": "succeeded", "stripe_object_id": outcome.stripe_object_id, "result": outcome.result}
+            return {"status": ExecutionStatus.FAILED, "error": exc.as_error()}
+        return {"status": ExecutionStatus.SUCCEEDED, "stripe_object_id": outcome.stripe_object_id,
+                "result": outcome.result}
 
     def _expiry(self, body: ApprovalCreate, decision: PolicyDecision, policy: Policy, now: datetime) -> datetime:
         if body.expires_at is None:
@@ -312,9 +316,9 @@ class ApprovalService:
         async def write(session: AsyncSession) -> Approval:
             approval = await session.get(Approval, approval_id, with_for_update=True)
             assert approval is not None
-            if approval.status != "pending":
+            if approval.status != ApprovalStatus.PENDING:
                 raise Conflict(f"approval {approval_id} is {approval.status}; only pending requests can be cancelled")
-            await state.finalize(session, self.effects, approval, "cancelled", actor, None)
+            await state.finalize(session, self.effects, approval, ApprovalStatus.CANCELLED, actor, None)
             return approval
 
         approval = await self.db.write(write)

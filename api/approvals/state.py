@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.approvals.actors import Actor
 from api.approvals.effects import Effects
+from api.approvals.enums import ApprovalStatus, ExecutionStatus
 from api.approvals.events import Event
 from api.approvals.models import Approval
 from api.approvals.waiters import CHANNEL
@@ -30,7 +31,7 @@ async def announce_if_settled(session: AsyncSession, approval: Approval) -> None
         await session.execute(text("SELECT pg_notify(:channel, :id)"), {"channel": CHANNEL, "id": approval.id})
 
 
-async def finalize(session: AsyncSession, effects: Effects, approval: Approval, status: str, actor: Actor,
+async def finalize(session: AsyncSession, effects: Effects, approval: Approval, status: ApprovalStatus, actor: Actor,
                    note: str | None, event: str | None = None) -> None:
     """Move a pending approval to a final status and start what follows from it."""
     before = snapshot(approval)
@@ -38,8 +39,8 @@ async def finalize(session: AsyncSession, effects: Effects, approval: Approval, 
     approval.decided_by = actor.as_dict()
     approval.decided_at = session.info.get("clock", utcnow)()
     approval.decision_note = note
-    if status == "approved" and approval.execute:
-        approval.execution_status = "queued"
+    if status == ApprovalStatus.APPROVED and approval.execute:
+        approval.execution_status = ExecutionStatus.QUEUED
     await session.flush()
     audit.record(session, f"approval.{status}", approval_id=approval.id, connection_id=approval.connection_id,
                  actor=actor.as_dict(), before=before, after=snapshot(approval),
@@ -48,28 +49,29 @@ async def finalize(session: AsyncSession, effects: Effects, approval: Approval, 
     await announce_if_settled(session, approval)
 
 
-async def record_execution(session: AsyncSession, effects: Effects, approval: Approval, *, status: str,
+async def record_execution(session: AsyncSession, effects: Effects, approval: Approval, *, status: ExecutionStatus,
                            stripe_object_id: str | None = None, result: dict[str, Any] | None = None,
                            error: dict[str, Any] | None = None) -> None:
     """Store what Stripe answered; `status` is running, succeeded or failed."""
     before = snapshot(approval)
     approval.execution_status = status
-    if status != "running":
+    if status != ExecutionStatus.RUNNING:
         approval.stripe_object_id = stripe_object_id
         approval.execution_result = result
         approval.execution_error = error
     await session.flush()
+    ended = status != ExecutionStatus.RUNNING
     audit.record(session, f"execution.{status}", approval_id=approval.id, connection_id=approval.connection_id,
                  actor={"type": "system", "id": "stripe"}, before=before, after=snapshot(approval),
-                 detail={"stripeObjectId": stripe_object_id, "error": error} if status != "running" else None)
-    if status == "succeeded":
+                 detail={"stripeObjectId": stripe_object_id, "error": error} if ended else None)
+    if status == ExecutionStatus.SUCCEEDED:
         await effects.emit(session, approval, Event.EXECUTED)
-    elif status == "failed":
+    elif status == ExecutionStatus.FAILED:
         await effects.emit(session, approval, Event.EXECUTION_FAILED)
     await announce_if_settled(session, approval)
 
 
-async def record_later_outcome(session: AsyncSession, effects: Effects, approval: Approval, *, status: str,
+async def record_later_outcome(session: AsyncSession, effects: Effects, approval: Approval, *, status: ExecutionStatus,
                                result: dict[str, Any], error: dict[str, Any] | None,
                                actor: dict[str, Any]) -> None:
     """What Stripe reported after the execution ended: a refund or payout that failed, a payout paid,

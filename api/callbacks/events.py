@@ -14,13 +14,15 @@ from api.approvals.events import Event
 from api.approvals.models import Approval
 from api.approvals.schemas import approval_out, execution_out
 from api.callbacks.delivery import MAX_ATTEMPTS
+from api.callbacks.enums import DeliveryStatus
 from api.callbacks.models import CallbackDelivery
 from api.callbacks.signing import new_message_id
 from api.db import utcnow
+from api.outbox.kinds import JobKind
 from api.outbox.service import enqueue
 from api.strict_input import dumps as strict_json_dumps
 
-JOB_KIND = "callback.deliver"
+JOB_KIND = JobKind.DELIVER_CALLBACK
 
 # The events an agent is told about: each final decision, the end of the execution, and each later
 # outcome Stripe reports for it (one per Stripe event that changed something).
@@ -65,7 +67,8 @@ async def on_approval_event(session: AsyncSession, approval: Approval, event: Ev
     delivery = CallbackDelivery(
         id=new_message_id(), approval_id=approval.id, connection_id=approval.connection_id,
         event_type=event_type(event), url=approval.callback_url, body=encode(body), compat_signature=compat,
-        status="pending", attempts=0, created_at=now)
+        status=DeliveryStatus.PENDING, attempts=0, created_at=now)
     session.add(delivery)
     await session.flush()
-    await enqueue(session, JOB_KIND, {"delivery_id": delivery.id}, key=delivery.id, max_attempts=MAX_ATTEMPTS)
+    await enqueue(session, JobKind.DELIVER_CALLBACK, {"delivery_id": delivery.id}, key=delivery.id,
+                  max_attempts=MAX_ATTEMPTS)

@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.callbacks.delivery import AttemptResult, next_delay, post_callback
+from api.callbacks.enums import DeliveryStatus
 from api.callbacks.models import CallbackAttempt, CallbackDelivery
 from api.callbacks.signing import COMPAT_SIGNATURE_HEADER, compat_signature, sign
 from api.callbacks.ssrf import Resolver, UnsafeCallbackUrl, check_callback_url
@@ -34,9 +35,9 @@ async def deliver_callback(ctx: JobContext, payload: dict[str, Any]) -> None:
     if delivery is None or connection is None:
         raise Park(f"callback delivery {delivery_id} is gone")
     # A worker that died after recording the outcome but before closing the job runs it again.
-    if delivery.status == "delivered":
+    if delivery.status == DeliveryStatus.DELIVERED:
         return
-    if delivery.status == "failed":
+    if delivery.status == DeliveryStatus.FAILED:
         raise Park(f"callback delivery {delivery_id} already failed: {delivery.last_error}")
     if queued_before_revocation(connection, delivery.created_at):
         # Settled, not a fault: the job ends quietly and the delivery says why it was not sent.
@@ -90,7 +91,7 @@ async def _not_sent(ctx: JobContext, delivery_id: str, reason: str) -> None:
     async def write(session: AsyncSession) -> None:
         delivery = await session.get(CallbackDelivery, delivery_id, with_for_update=True)
         assert delivery is not None
-        delivery.status, delivery.last_error = "failed", reason
+        delivery.status, delivery.last_error = DeliveryStatus.FAILED, reason
 
     await ctx.db.write(write)
 
@@ -108,9 +109,10 @@ async def _record(ctx: JobContext, delivery_id: str, result: AttemptResult, *, f
                                     duration_ms=result.duration_ms,
                                     extra={"job_id": ctx.job_id, "job_attempt": ctx.attempt}))
         if result.ok:
-            delivery.status, delivery.last_error, delivery.delivered_at = "delivered", None, now
+            delivery.status, delivery.last_error, delivery.delivered_at = DeliveryStatus.DELIVERED, None, now
         else:
-            delivery.status, delivery.last_error = ("failed" if final else "pending"), result.error
+            delivery.status = DeliveryStatus.FAILED if final else DeliveryStatus.PENDING
+            delivery.last_error = result.error
 
     await ctx.db.write(write)
     if not result.ok:

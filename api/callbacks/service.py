@@ -4,10 +4,11 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.callbacks.delivery import MAX_ATTEMPTS
-from api.callbacks.events import JOB_KIND
+from api.callbacks.enums import DeliveryStatus
 from api.callbacks.models import CallbackAttempt, CallbackDelivery
 from api.db import Database
 from api.errors import Conflict, NotFound
+from api.outbox.kinds import JobKind
 from api.outbox.service import enqueue
 
 
@@ -16,7 +17,7 @@ async def list_deliveries(db: Database, *, failed_only: bool = False, approval_i
     """Newest first."""
     query = select(CallbackDelivery).order_by(CallbackDelivery.created_at.desc(), CallbackDelivery.id).limit(limit)
     if failed_only:
-        query = query.where(CallbackDelivery.status == "failed")
+        query = query.where(CallbackDelivery.status == DeliveryStatus.FAILED)
     if approval_id is not None:
         query = query.where(CallbackDelivery.approval_id == approval_id)
     async with db.read() as session:
@@ -43,11 +44,11 @@ async def redeliver(db: Database, delivery_id: str) -> CallbackDelivery:
         delivery = await session.get(CallbackDelivery, delivery_id, with_for_update=True)
         if delivery is None:
             raise NotFound(f"no callback delivery {delivery_id}")
-        if delivery.status == "pending":
+        if delivery.status == DeliveryStatus.PENDING:
             raise Conflict(f"callback delivery {delivery_id} is still being delivered")
-        delivery.status = "pending"
+        delivery.status = DeliveryStatus.PENDING
         # The delivery id alone keys the first job; attempts so far make each redelivery's key unique.
-        await enqueue(session, JOB_KIND, {"delivery_id": delivery.id},
+        await enqueue(session, JobKind.DELIVER_CALLBACK, {"delivery_id": delivery.id},
                       key=f"{delivery.id}:redeliver:{delivery.attempts}", max_attempts=MAX_ATTEMPTS)
         return delivery
 

@@ -10,6 +10,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from api.approvals.enums import ApprovalStatus
 from api.approvals.models import Approval
 
 # `maxWaitMs` beyond this is held at it, not refused: Cheqpoint's clients ask for at most this much
@@ -44,11 +45,14 @@ def _iso(value: Any) -> str | None:
     return value.isoformat().replace("+00:00", "Z") if value else None
 
 
+_ENDED_UNDECIDED = (ApprovalStatus.EXPIRED, ApprovalStatus.CANCELLED)  # nobody decided: time ran out, or withdrawn
+
+
 def upper_status(approval: Approval) -> str:
     """PENDING | APPROVED | REJECTED: expiry and cancellation read as rejections (see `retryable`)."""
-    if approval.status == "pending":
+    if approval.status == ApprovalStatus.PENDING:
         return "PENDING"
-    return "APPROVED" if approval.status == "approved" else "REJECTED"
+    return "APPROVED" if approval.status == ApprovalStatus.APPROVED else "REJECTED"
 
 
 def _decider(approval: Approval) -> str | None:
@@ -59,13 +63,13 @@ def retryable(approval: Approval) -> bool:
     """True when the system, not a person or a rule, ended the request: asking again is safe."""
     # Refused because Stripe contradicts the request: the same request would be refused again.
     contradicted = (approval.decided_by or {}).get("id") == "stripe-verification"
-    return approval.status in ("expired", "cancelled") or (
-        approval.status == "rejected" and _decider(approval) == "system" and not contradicted)
+    return approval.status in _ENDED_UNDECIDED or (
+        approval.status == ApprovalStatus.REJECTED and _decider(approval) == "system" and not contradicted)
 
 
 def reason_code(approval: Approval) -> str | None:
     """A machine-readable reason for a decision nobody wrote a note for; null for people's decisions."""
-    if approval.status in ("expired", "cancelled"):
+    if approval.status in _ENDED_UNDECIDED:
         return approval.status.upper()
     if _decider(approval) == "rule":
         return "POLICY_RULE"

@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from api.approvals import state
 from api.approvals.actors import SYSTEM
 from api.approvals.effects import Effects
+from api.approvals.enums import ApprovalStatus
 from api.approvals.models import Approval
 from api.audit import service as audit
 from api.connections.models import Connection
@@ -43,14 +44,14 @@ async def revoke(session: AsyncSession, effects: Effects, connection_id: str, ac
     # the revocation either commits first (and the approval is no longer pending) or waits and finds
     # it cancelled.
     pending = list((await session.scalars(
-        select(Approval).where(Approval.connection_id == connection_id, Approval.status == "pending")
+        select(Approval).where(Approval.connection_id == connection_id, Approval.status == ApprovalStatus.PENDING)
         .order_by(Approval.id).with_for_update())).all())
     connection.revoked_at = session.info.get("clock", utcnow)()
     await session.flush()
     audit.record(session, "connection.revoked", connection_id=connection.id, actor=actor,
                  detail={"cancelledApprovals": [a.id for a in pending]})
     for approval in pending:
-        await state.finalize(session, effects, approval, "cancelled", SYSTEM, CANCEL_NOTE)
+        await state.finalize(session, effects, approval, ApprovalStatus.CANCELLED, SYSTEM, CANCEL_NOTE)
     return Revoked(connection, pending, already=False)
 
 

@@ -6,14 +6,15 @@ from datetime import UTC, date, datetime, time, timedelta
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from api.approvals.models import FINAL_STATUSES, Approval, Decision
+from api.approvals.enums import ApprovalStatus
+from api.approvals.models import Approval, Decision
 from api.audit.models import AuditEvent
 from api.callbacks.models import CallbackAttempt, CallbackDelivery
 from api.connections.models import Connection
 from api.db import Database
 from api.money import parse_major
 
-STATUSES = ("pending", *FINAL_STATUSES)
+STATUSES = tuple(ApprovalStatus)
 # History pages are read from at most this many rows matching the SQL filters; the person and
 # amount filters are applied to those (they read JSON and votes, which differ per database).
 HISTORY_SCAN = 5000
@@ -26,7 +27,7 @@ class FilterError(ValueError):
 
 @dataclass(frozen=True)
 class HistoryFilter:
-    status: str | None = None
+    status: ApprovalStatus | None = None
     action: str | None = None
     connection: str | None = None
     person: str | None = None
@@ -46,7 +47,8 @@ class HistoryFilter:
         status = text("status")
         if status is not None and status not in STATUSES:
             raise FilterError(f"status must be one of {', '.join(STATUSES)}")
-        return cls(status=status, action=text("action"), connection=text("connection"), person=text("person"),
+        return cls(status=ApprovalStatus(status) if status else None, action=text("action"),
+                   connection=text("connection"), person=text("person"),
                    since=_day(text("since"), "since"), until=_day(text("until"), "until"),
                    min_amount=_amount_text(text("min_amount", 30), "min_amount"),
                    max_amount=_amount_text(text("max_amount", 30), "max_amount"))
@@ -123,7 +125,7 @@ async def history(db: Database, wanted: HistoryFilter, *, limit: int = HISTORY_P
 
 async def pending(db: Database) -> list[Approval]:
     """Oldest first: the request that has waited longest is reviewed first."""
-    query = select(Approval).where(Approval.status == "pending").order_by(Approval.id).limit(HISTORY_PAGE)
+    query = select(Approval).where(Approval.status == ApprovalStatus.PENDING).order_by(Approval.id).limit(HISTORY_PAGE)
     async with db.read() as session:
         return list((await session.scalars(query)).all())
 

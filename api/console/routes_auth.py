@@ -6,9 +6,10 @@ import logging
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 
+from api.console import signin_audit
 from api.console.context import Console
 from api.console.gate import form_sender, refused_page
-from api.console.oidc import SignInFailed
+from api.console.oidc import SignInFailed, SlackIdentity
 from api.console.pages import secure
 from api.console.sessions import SESSION_COOKIE, SESSION_HOURS, SIGN_IN_MINUTES, STATE_COOKIE, safe_next
 
@@ -33,6 +34,7 @@ def register(router: APIRouter, console: Console) -> None:
     async def callback(request: Request, code: str | None = None, state: str | None = None,
                        error: str | None = None) -> Response:
         sign_in = cookies.read_sign_in(request.cookies.get(STATE_COOKIE))
+        identity: SlackIdentity | None = None  # set once Slack has said who this is
         try:
             if sign_in is None:
                 raise SignInFailed("This sign-in was not started from this browser, or took too long. "
@@ -54,6 +56,9 @@ def register(router: APIRouter, console: Console) -> None:
                                    "deployment's workspace may use the console.", status=403)
         except SignInFailed as failure:
             log.info("console sign-in refused (%s): %s", failure.status, failure.reason)
+            if identity is not None and failure.status == 403:  # named by Slack, of another workspace
+                await signin_audit.refused(console.container.db, identity.user_id, identity.name,
+                                           identity.team_id, "another Slack workspace")
             response = refused_page(None, failure.reason, status=failure.status)
             response.delete_cookie(STATE_COOKIE, path="/console")
             return response
@@ -61,12 +66,16 @@ def register(router: APIRouter, console: Console) -> None:
         viewer = await console.viewer(session)
         if viewer is None:
             log.info("console sign-in refused: %s is neither an approver nor a viewer", identity.user_id)
+            await signin_audit.refused(console.container.db, identity.user_id, identity.name, identity.team_id,
+                                       "neither an approver nor a viewer")
             response = refused_page(identity.name, "You are a member of the workspace, but neither an approver "
                                                    "nor listed in CHEQPOINT_VIEWERS, so the console is closed "
                                                    "to you.")
             response.delete_cookie(STATE_COOKIE, path="/console")
             return response
         log.info("console: %s signed in as %s", identity.user_id, viewer.person.role)
+        await signin_audit.signed_in(console.container.db, identity.user_id, identity.name, identity.team_id,
+                                     viewer.person.role)
         response = RedirectResponse(sign_in.next, status_code=303)  # checked by safe_next when it was stored
         response.set_cookie(SESSION_COOKIE, cookie, **cookies.options(SESSION_HOURS * 3600))
         response.delete_cookie(STATE_COOKIE, path="/console")
@@ -76,7 +85,9 @@ def register(router: APIRouter, console: Console) -> None:
     async def logout(request: Request) -> Response:
         sent = await form_sender(console, request)
         if isinstance(sent, Response):
-            return sent
+            return sent  # no session or no valid CSRF token: nobody signed out, nothing recorded
+        viewer, _ = sent
+        await signin_audit.signed_out(console.container.db, viewer.person.user_id, viewer.person.name)
         response = RedirectResponse("/console", status_code=303)
         response.delete_cookie(SESSION_COOKIE, path="/console")
         return secure(response)

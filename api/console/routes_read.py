@@ -11,6 +11,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from api.approvals.decisions import current_votes
+from api.approvals.enums import ApprovalStatus
 from api.approvals.models import Approval
 from api.approvals.schemas import approval_out
 from api.console import queries
@@ -109,7 +110,7 @@ async def show_request(console: Console, viewer: Viewer, approval_id: str, *, no
         return page("refused.html", {"me": viewer.person, "csrf": viewer.session.csrf, "name": None,
                                      "message": "There is no such request."}, status=404)
     approval = story.approval
-    may_decide = approval.status == "pending" and \
+    may_decide = approval.status == ApprovalStatus.PENDING and \
         (await container.authority.may_decide(viewer.person.user_id, approval)).allowed
     currency = await currency_for(container, approval) if may_decide else None
     return page("request.html", _base(

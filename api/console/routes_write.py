@@ -10,6 +10,7 @@ from fastapi.responses import RedirectResponse, Response
 
 from api.approvals.actors import Actor
 from api.approvals.authority import NotAnApprover
+from api.approvals.enums import Verdict
 from api.approvals.schemas import approval_out
 from api.callbacks import service as callbacks
 from api.console.context import Console, Viewer
@@ -20,7 +21,7 @@ from api.console.pages import secure
 from api.console.routes_read import APPROVAL_ID, show_request
 from api.errors import AppError, UpstreamUnavailable, ValidationFailed
 
-VERDICTS = ("approve", "reject", "edit")
+VERDICTS = ("approve", "reject", "edit")  # the form's buttons; "edit" approves with changes
 MAX_NOTE = 2000
 
 
@@ -59,7 +60,7 @@ def register(router: APIRouter, console: Console) -> None:
             return await show_request(console, viewer, approval_id, status=422, errors={"note": "Say why."},
                                       problem="A rejection needs a note: the agent and the audit trail both "
                                               "need it. Nothing was recorded.")
-        return await _decide(console, viewer, approval_id, "reject" if verdict == "reject" else "approve",
+        return await _decide(console, viewer, approval_id, Verdict.REJECT if verdict == "reject" else Verdict.APPROVE,
                              note=note, edits=edits or None, revision=revision)
 
     @router.post("/callbacks/{delivery_id}/redeliver")
@@ -83,7 +84,7 @@ def register(router: APIRouter, console: Console) -> None:
                                        status_code=303))
 
 
-async def _decide(console: Console, viewer: Viewer, approval_id: str, verdict: str, *, note: str | None,
+async def _decide(console: Console, viewer: Viewer, approval_id: str, verdict: Verdict, *, note: str | None,
                   edits: dict[str, object] | None, revision: int) -> Response:
     actor = Actor("slack_user", viewer.person.user_id, viewer.person.name, via={"surface": "console"})
     try:

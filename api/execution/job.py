@@ -25,6 +25,7 @@ from typing import Any
 from sqlalchemy import select
 
 from api.actions import ActionSpec, ExecutionOutcome, get_action
+from api.approvals.enums import ApprovalStatus, ExecutionStatus
 from api.connections.models import Connection
 from api.errors import NotFound, ValidationFailed
 from api.execution.gateway import StripeFinal, StripeRetryable
@@ -35,7 +36,7 @@ from api.outbox.registry import JobContext, Park, Retry
 log = logging.getLogger(__name__)
 
 # Execution states in which there is nothing left to do.
-FINISHED = ("succeeded", "failed", "not_requested")
+FINISHED = (ExecutionStatus.SUCCEEDED, ExecutionStatus.FAILED, ExecutionStatus.NOT_REQUESTED)
 # Stripe keeps an idempotency key for at least 24 hours and may forget it after. A repeat sent later
 # could make a second refund, so an execution interrupted that long ago is not sent again.
 REPLAY_WINDOW = timedelta(hours=23)
@@ -67,9 +68,9 @@ async def execute_approval(ctx: JobContext, payload: dict[str, Any]) -> None:
         approval = await services.approvals.get(None, approval_id)
     except NotFound:
         raise Park(f"no approval {approval_id}") from None
-    if approval.status != "approved" or approval.execution_status in FINISHED:
+    if approval.status != ApprovalStatus.APPROVED or approval.execution_status in FINISHED:
         return  # already finished by an earlier attempt, or nothing to run
-    if approval.execution_status != "running" and await _connection_revoked(ctx, approval.connection_id):
+    if approval.execution_status != ExecutionStatus.RUNNING and await _connection_revoked(ctx, approval.connection_id):
         await _fail(ctx, approval_id, REVOKED_ERROR)
         return
     try:
@@ -102,7 +103,7 @@ async def _connection_revoked(ctx: JobContext, connection_id: str) -> bool:
 
 
 async def _fail(ctx: JobContext, approval_id: str, error: dict[str, Any]) -> None:
-    await ctx.services.decisions.record_execution(approval_id, status="failed", error=error)
+    await ctx.services.decisions.record_execution(approval_id, status=ExecutionStatus.FAILED, error=error)
 
 
 async def _earlier_outcome(ctx: JobContext, spec: ActionSpec, approval: Any) -> ExecutionOutcome | None:
@@ -151,7 +152,7 @@ async def _execute(ctx: JobContext, approval: Any) -> None:
                                        "message": f"{approval.action} is not in the action catalogue"})
         return
     # `running` already: an earlier attempt began, and may have reached Stripe.
-    repeated = approval.execution_status == "running"
+    repeated = approval.execution_status == ExecutionStatus.RUNNING
     if not repeated:
         # Only before the first attempt: once one may have reached Stripe, our own refund would
         # read as "already refunded" and the idempotency key must replay it instead.
@@ -164,7 +165,7 @@ async def _execute(ctx: JobContext, approval: Any) -> None:
         if refusal is not None:
             await _fail(ctx, approval_id, refusal)
             return
-        await services.decisions.record_execution(approval_id, status="running")
+        await services.decisions.record_execution(approval_id, status=ExecutionStatus.RUNNING)
     key = idempotency_key(approval_id)
     if repeated:
         started = await _job_created_at(ctx)
@@ -195,5 +196,5 @@ async def _execute(ctx: JobContext, approval: Any) -> None:
         log.error("execution of %s gave up after %s attempts: %s", approval_id, ctx.attempt, exc)
         await _fail(ctx, approval_id, {**exc.as_error(), "message": _gave_up(exc.message, key, ctx.attempt)})
         return
-    await services.decisions.record_execution(approval_id, status="succeeded",
+    await services.decisions.record_execution(approval_id, status=ExecutionStatus.SUCCEEDED,
                                               stripe_object_id=outcome.stripe_object_id, result=outcome.result)

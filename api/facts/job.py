@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.approvals import state
 from api.approvals.actors import Actor
+from api.approvals.enums import ApprovalStatus
 from api.approvals.events import Event
 from api.approvals.models import Approval
 from api.audit import service as audit
@@ -41,7 +42,7 @@ async def verify_later(ctx: JobContext, payload: dict[str, Any]) -> None:
         approval = await services.approvals.get(None, approval_id)
     except NotFound:
         raise Park(f"no approval {approval_id}") from None
-    if approval.status != "pending" or (approval.stripe_facts or {}).get("status") == "verified":
+    if approval.status != ApprovalStatus.PENDING or (approval.stripe_facts or {}).get("status") == "verified":
         return  # decided meanwhile (execution verifies again), or verified already
     try:
         verification = await services.approvals.verifier.verify(approval.action, approval.details, ctx.clock(),
@@ -63,13 +64,14 @@ async def verify_later(ctx: JobContext, payload: dict[str, Any]) -> None:
 
 async def _pending(session: AsyncSession, approval_id: str) -> Approval | None:
     approval = await session.get(Approval, approval_id, with_for_update=True)
-    return approval if approval is not None and approval.status == "pending" else None
+    return approval if approval is not None and approval.status == ApprovalStatus.PENDING else None
 
 
 async def _reject(session: AsyncSession, services: "Container", approval_id: str, note: str) -> None:
     approval = await _pending(session, approval_id)
     if approval is not None:
-        await state.finalize(session, services.effects, approval, "rejected", STRIPE_VERIFICATION, note)
+        await state.finalize(session, services.effects, approval, ApprovalStatus.REJECTED, STRIPE_VERIFICATION,
+                             note)
 
 
 async def _store(session: AsyncSession, services: "Container", approval_id: str, verification: Verification) -> None:

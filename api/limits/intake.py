@@ -14,6 +14,7 @@ from sqlalchemy import ColumnElement, Select, bindparam, func, literal, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.actions import ACTIONS
+from api.approvals.enums import ApprovalStatus
 from api.approvals.models import Approval
 from api.config import Settings
 from api.errors import TooManyRequests
@@ -50,7 +51,7 @@ _CONNECTION, _SINCE = bindparam("connection_id"), bindparam("since")
 _MINE = Approval.connection_id == _CONNECTION
 _WHERE = {"requests": (_MINE, Approval.created_at > _SINCE),
           "lookups": (_MINE, Approval.created_at > _SINCE, Approval.action.in_(LOOKUPS)),
-          "pending": (_MINE, Approval.status == "pending")}
+          "pending": (_MINE, Approval.status == ApprovalStatus.PENDING)}
 
 
 @functools.cache
@@ -90,7 +91,7 @@ async def check_intake(session: AsyncSession, limits: IntakeLimits, connection_i
     stored = await read_counts(session, limits_here, connection_id, now)
     unflushed = [row for row in session.new if isinstance(row, Approval) and row.connection_id == connection_id]
     added = {"requests": len(unflushed), "lookups": sum(row.action in LOOKUPS for row in unflushed),
-             "pending": sum(row.status == "pending" for row in unflushed)}
+             "pending": sum(row.status == ApprovalStatus.PENDING for row in unflushed)}
     for what, limit in limits_here.items():
         if stored[what] + added[what] < limit:
             continue

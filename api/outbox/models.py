@@ -4,7 +4,8 @@ from typing import Any
 from sqlalchemy import ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from api.db import Base, utcnow
+from api.db import Base, EnumText, utcnow
+from api.outbox.kinds import AttemptOutcome, JobStatus
 
 
 class Job(Base):
@@ -19,7 +20,7 @@ class Job(Base):
     payload: Mapped[dict[str, Any]]
     # A dedupe key: enqueueing a second job with the same key does nothing.
     key: Mapped[str | None] = mapped_column(String(200), unique=True)
-    status: Mapped[str] = mapped_column(String(16), default="queued")  # queued | running | done | parked
+    status: Mapped[JobStatus] = mapped_column(EnumText(JobStatus), default=JobStatus.QUEUED)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     max_attempts: Mapped[int] = mapped_column(Integer, default=8)
     run_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -52,5 +53,5 @@ class JobAttempt(Base):
     attempt: Mapped[int] = mapped_column(Integer)
     started_at: Mapped[datetime]
     finished_at: Mapped[datetime] = mapped_column(default=utcnow)
-    outcome: Mapped[str] = mapped_column(String(16))  # done | retry | parked | deferred (rate limit, uncounted)
+    outcome: Mapped[AttemptOutcome] = mapped_column(EnumText(AttemptOutcome))
     error: Mapped[str | None] = mapped_column(Text)

@@ -73,19 +73,19 @@ class Backoff:
 
 
 @dataclass
-class JobKind:
+class Registration:
     handler: Handler
     backoff: Backoff = field(default_factory=Backoff)
 
 
 class JobRegistry:
     def __init__(self) -> None:
-        self._kinds: dict[str, JobKind] = {}
+        self._kinds: dict[str, Registration] = {}
 
     def register(self, kind: str, handler: Handler, *, backoff: Backoff | None = None) -> None:
-        self._kinds[kind] = JobKind(handler, backoff or Backoff())
+        self._kinds[kind] = Registration(handler, backoff or Backoff())
 
-    def get(self, kind: str) -> JobKind | None:
+    def get(self, kind: str) -> Registration | None:
         return self._kinds.get(kind)
 
     def __contains__(self, kind: str) -> bool:

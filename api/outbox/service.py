@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from api.db import JOBS_ENQUEUED, utcnow
 from api.errors import Conflict, NotFound
 from api.ids import new_id
+from api.outbox.kinds import JobStatus
 from api.outbox.models import Job
 
 DEFAULT_MAX_ATTEMPTS = 8
@@ -27,8 +28,8 @@ async def enqueue(
 ) -> None:
     """Add a job; with `key`, a job already enqueued under that key makes this a no-op."""
     now = session.info.get("clock", utcnow)()
-    values = {"id": new_id("job"), "kind": kind, "payload": payload, "key": key, "status": "queued", "attempts": 0,
-              "max_attempts": max_attempts, "run_at": run_at or now, "created_at": now}
+    values = {"id": new_id("job"), "kind": kind, "payload": payload, "key": key, "status": JobStatus.QUEUED,
+              "attempts": 0, "max_attempts": max_attempts, "run_at": run_at or now, "created_at": now}
     if key is None:
         # A plain add: flushed with the rest of the transaction, in one INSERT with its neighbours.
         session.add(Job(**values))
@@ -46,12 +47,13 @@ async def requeue_parked(session: AsyncSession, now: datetime, job_id: str | Non
         job = await session.get(Job, job_id, with_for_update=True)
         if job is None:
             raise NotFound(f"no job {job_id}")
-        if job.status != "parked":
+        if job.status != JobStatus.PARKED:
             raise Conflict(f"job {job_id} is {job.status}, not parked: only parked jobs are requeued")
-    where = (Job.id == job_id, Job.status == "parked") if job_id is not None else (Job.status == "parked",)
+    parked = Job.status == JobStatus.PARKED
+    where = (Job.id == job_id, parked) if job_id is not None else (parked,)
     count = await session.scalar(select(func.count()).select_from(Job).where(*where))
     await session.execute(update(Job).where(*where)
-                          .values(status="queued", run_at=now, locked_until=None, finished_at=None,
+                          .values(status=JobStatus.QUEUED, run_at=now, locked_until=None, finished_at=None,
                                   max_attempts=Job.attempts + Job.max_attempts)
                           .execution_options(synchronize_session=False))
     return count or 0

@@ -28,6 +28,7 @@ from sqlalchemy import and_, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.logs import bound
+from api.outbox.kinds import AttemptOutcome, JobStatus
 from api.outbox.models import Job, JobAttempt
 from api.outbox.registry import Deferred, JobContext, JobRegistry, Park, Retry, current_reservation
 
@@ -103,8 +104,8 @@ class Worker:
     async def _release(self, session: AsyncSession, job_ids: list[str]) -> None:
         # Only jobs still marked running: one that finished just before the cancel keeps its outcome.
         await session.execute(
-            update(Job).where(Job.id.in_(job_ids), Job.status == "running")
-            .values(status="queued", locked_until=None, run_at=self.clock(), attempts=Job.attempts - 1)
+            update(Job).where(Job.id.in_(job_ids), Job.status == JobStatus.RUNNING)
+            .values(status=JobStatus.QUEUED, locked_until=None, run_at=self.clock(), attempts=Job.attempts - 1)
             .execution_options(synchronize_session=False))
 
     async def run_once(self) -> int:
@@ -144,7 +145,7 @@ class Worker:
                 log.warning("renewing the leases of %d job(s) failed: %r", len(ids), exc)
 
     async def _renew(self, session: AsyncSession, job_ids: list[str]) -> None:
-        await session.execute(update(Job).where(Job.id.in_(job_ids), Job.status == "running")
+        await session.execute(update(Job).where(Job.id.in_(job_ids), Job.status == JobStatus.RUNNING)
                               .values(locked_until=self.clock() + self.lease)
                               .execution_options(synchronize_session=False))
 
@@ -160,15 +161,15 @@ class Worker:
 
     async def _claim(self, session: AsyncSession) -> list[ClaimedJob]:
         now = self.clock()
-        due = or_(and_(Job.status == "queued", Job.run_at <= now),
-                  and_(Job.status == "running", Job.locked_until < now))
+        due = or_(and_(Job.status == JobStatus.QUEUED, Job.run_at <= now),
+                  and_(Job.status == JobStatus.RUNNING, Job.locked_until < now))
         candidates = select(Job.id).where(due).order_by(Job.run_at, Job.id).limit(self.batch)
         if session.bind.dialect.name == "postgresql":
             candidates = candidates.with_for_update(skip_locked=True)
         statement = (
             update(Job)
             .where(Job.id.in_(candidates.scalar_subquery()))
-            .values(status="running", locked_until=now + self.lease, attempts=Job.attempts + 1)
+            .values(status=JobStatus.RUNNING, locked_until=now + self.lease, attempts=Job.attempts + 1)
             .returning(Job.id, Job.kind, Job.payload, Job.attempts, Job.max_attempts, Job.reservation)
             .execution_options(synchronize_session=False)
         )
@@ -184,7 +185,7 @@ class Worker:
         started = asyncio.get_running_loop().time()
         kind = self.registry.get(job.kind)
         context = replace(self.context, attempt=job.attempt, max_attempts=job.max_attempts, job_id=job.id)
-        outcome, error, delay = "done", None, None
+        outcome, error, delay = AttemptOutcome.DONE, None, None
         reservation: str | None = None
         token = current_reservation.set(job.reservation)
         try:
@@ -192,22 +193,22 @@ class Worker:
                 raise Park(f"no handler for job kind {job.kind!r}")
             await kind.handler(context, job.payload)
         except Park as exc:
-            outcome, error = "parked", str(exc)
+            outcome, error = AttemptOutcome.PARKED, str(exc)
         except Deferred as exc:
-            outcome, error, delay, reservation = "deferred", str(exc), exc.delay, exc.reservation
+            outcome, error, delay, reservation = AttemptOutcome.DEFERRED, str(exc), exc.delay, exc.reservation
         except Retry as exc:
-            outcome, error, delay = "retry", str(exc), exc.delay
+            outcome, error, delay = AttemptOutcome.RETRY, str(exc), exc.delay
         except Exception as exc:
             log.warning("job %s (%s) attempt %s failed: %r", job.id, job.kind, job.attempt, exc)
-            outcome, error = "retry", f"{type(exc).__name__}: {exc}"
+            outcome, error = AttemptOutcome.RETRY, f"{type(exc).__name__}: {exc}"
         finally:
             current_reservation.reset(token)
-        if outcome == "retry" and job.attempt >= job.max_attempts:
-            outcome = "parked"
+        if outcome == AttemptOutcome.RETRY and job.attempt >= job.max_attempts:
+            outcome = AttemptOutcome.PARKED
             error = f"gave up after {job.attempt} attempts: {error}"
-        if outcome == "parked":
+        if outcome == AttemptOutcome.PARKED:
             log.error("job %s (%s) parked: %s", job.id, job.kind, error)
-        if outcome == "retry" and delay is None:
+        if outcome == AttemptOutcome.RETRY and delay is None:
             assert kind is not None
             # Full jitter on the upper half, so a burst of failures does not retry in lockstep.
             delay = kind.backoff.delay(job.attempt) * random.uniform(0.5, 1.0)
@@ -215,17 +216,19 @@ class Worker:
             self.on_attempt(job.kind, outcome, asyncio.get_running_loop().time() - started)
         await self.context.db.write(lambda session: self._finish(session, job, outcome, error, delay, reservation))
 
-    async def _finish(self, session: AsyncSession, job: ClaimedJob, outcome: str, error: str | None,
+    async def _finish(self, session: AsyncSession, job: ClaimedJob, outcome: AttemptOutcome, error: str | None,
                       delay: float | None, reservation: str | None = None) -> None:
         now = self.clock()
         session.add(JobAttempt(job_id=job.id, attempt=job.attempt, started_at=job.started_at, finished_at=now,
                                outcome=outcome, error=error))
         values: dict[str, Any] = {"last_error": error, "locked_until": None, "reservation": reservation}
-        if outcome == "deferred":  # waiting for a slot is not an attempt: give it back
-            values.update(status="queued", run_at=now + timedelta(seconds=delay or 0), attempts=Job.attempts - 1)
-        elif outcome == "retry":
-            values.update(status="queued", run_at=now + timedelta(seconds=delay or 0))
+        if outcome == AttemptOutcome.DEFERRED:  # waiting for a slot is not an attempt: give it back
+            values.update(status=JobStatus.QUEUED, run_at=now + timedelta(seconds=delay or 0),
+                          attempts=Job.attempts - 1)
+        elif outcome == AttemptOutcome.RETRY:
+            values.update(status=JobStatus.QUEUED, run_at=now + timedelta(seconds=delay or 0))
         else:
-            values.update(status="done" if outcome == "done" else "parked", finished_at=now)
+            final = JobStatus.DONE if outcome == AttemptOutcome.DONE else JobStatus.PARKED
+            values.update(status=final, finished_at=now)
         await session.execute(update(Job).where(Job.id == job.id).values(**values)
                               .execution_options(synchronize_session=False))

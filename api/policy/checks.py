@@ -7,6 +7,7 @@ import difflib
 from collections.abc import Collection
 from dataclasses import dataclass, field
 
+from api.approvals.enums import PolicyVerdict
 from api.policy.catalogue import ALL_DETAILS_FIELDS, CATALOGUE_ACTIONS, DETAILS_FIELDS, READ_ONLY_ACTIONS
 from api.policy.conditions import Condition, ConditionSyntaxError, compile_condition
 from api.policy.models import PolicyFile, Rule
@@ -58,7 +59,7 @@ def _check_rule(rule: Rule, index: int, policy: PolicyFile, result: CheckResult)
             result.warnings.append(((*here, "actions", position),
                                     f"{action!r} is not a catalogue action; {hint}the rule will only "
                                     f"match custom requests (execute: false) of that name"))
-    if rule.decision == "pass":
+    if rule.decision == PolicyVerdict.PASS:
         writes = sorted(set(rule.actions or ()) - READ_ONLY_ACTIONS)
         if rule.actions is None or writes:
             what = ", ".join(writes) if writes else "any action (no `actions` list)"
@@ -67,13 +68,13 @@ def _check_rule(rule: Rule, index: int, policy: PolicyFile, result: CheckResult)
                              f"lookups may do ({', '.join(sorted(READ_ONLY_ACTIONS))}); this rule covers "
                              f"{what}: use `approve` to approve automatically, recorded as the rule's "
                              f"decision"))
-    if rule.decision == "reject" and rule.note is None:
+    if rule.decision == PolicyVerdict.REJECT and rule.note is None:
         problems.append(((*here, "note"), "a reject rule needs a `note`: it is what the agent is told"))
-    if rule.decision != "review":
+    if rule.decision != PolicyVerdict.REVIEW:
         for name in _REVIEW_ONLY:
             if getattr(rule, name) is not None:
                 problems.append(((*here, name), f"only a review rule takes `{name}` "
-                                                f"(this rule decides {rule.decision!r} itself)"))
+                                                f"(this rule decides '{rule.decision}' itself)"))
     if rule.bulk:
         _check_bulk(rule, here, problems)
     if rule.expires_in is not None and rule.expires_in > policy.defaults.max_expires_in:
@@ -84,9 +85,9 @@ def _check_rule(rule: Rule, index: int, policy: PolicyFile, result: CheckResult)
 
 def _check_bulk(rule: Rule, here: Path, problems: list[tuple[Path, str]]) -> None:
     """`bulk: true` lets one click approve a whole group: never a group of large money movements."""
-    if rule.decision != "review":
+    if rule.decision != PolicyVerdict.REVIEW:
         problems.append(((*here, "bulk"), f"only a review rule takes `bulk` (this rule decides "
-                                          f"{rule.decision!r} itself)"))
+                                          f"'{rule.decision}' itself)"))
         return
     moves_money = rule.actions is None or bool(MONEY_ACTIONS.intersection(rule.actions))
     if not moves_money or rule.bulk_ceiling is not None:

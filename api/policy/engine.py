@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from api.approvals.enums import PolicyVerdict
 from api.facts.names import stripe_variable
 from api.policy.conditions import Condition, ConditionFailed
 from api.policy.models import Decision, Defaults, Rule, format_duration
@@ -71,8 +72,8 @@ class PolicyDecision:
         if self.rule is None:
             return "No policy rule matched, so it needs review."
         because = f" ({self.condition.strip()})" if self.condition else ""
-        verb = {"pass": "lets it run at once", "approve": "approves it", "reject": "rejects it",
-                "review": f"asks for {self.required_approvals} approval"
+        verb = {PolicyVerdict.PASS: "lets it run at once", PolicyVerdict.APPROVE: "approves it",
+                PolicyVerdict.REJECT: "rejects it", PolicyVerdict.REVIEW: f"asks for {self.required_approvals} approval"
                           f"{'s' if self.required_approvals > 1 else ''} within "
                           f"{format_duration(self.expires_in)}"}[self.decision]
         return f"Policy rule “{self.rule}”{because} {verb}."
@@ -118,7 +119,7 @@ class Policy:
                                self.version[:12], rule.name, request.action, error)
                 continue
             if matched:
-                if errors and rule.decision in ("pass", "approve"):
+                if errors and rule.decision in (PolicyVerdict.PASS, PolicyVerdict.APPROVE):
                     break  # an earlier rule could not be checked: do not approve on its silence
                 return self._decide(rule, compiled.condition, errors)
         return self._review_with_defaults(errors)
@@ -143,6 +144,6 @@ class Policy:
 
     def _review_with_defaults(self, errors: list[str]) -> PolicyDecision:
         return PolicyDecision(
-            decision="review", rule=None, note=None, approvers=list(self.defaults.approvers),
+            decision=PolicyVerdict.REVIEW, rule=None, note=None, approvers=list(self.defaults.approvers),
             required_approvals=self.defaults.required_approvals, expires_in=self.defaults.expires_in,
             policy_version=self.version, errors=errors)

@@ -13,6 +13,7 @@ from sqlalchemy import and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import raiseload
 
+from api.approvals.enums import ApprovalStatus, ExecutionStatus, PolicyVerdict
 from api.approvals.models import Approval
 from api.connections.models import Connection
 from api.facts.names import stripe_variable
@@ -24,17 +25,17 @@ from api.policy.usage import compute_totals
 BATCH = 500
 
 
-def stored_outcome(approval: Approval) -> str:
+def stored_outcome(approval: Approval) -> PolicyVerdict:
     """pass, approve, reject or review: what the policy decided when the request came in."""
     if (approval.decided_by or {}).get("type") != "rule":
-        return "review"  # pending, decided by people, expired or cancelled: it was sent to review
-    if approval.status == "rejected":
-        return "reject"
+        return PolicyVerdict.REVIEW  # pending, decided by people, expired or cancelled: it was sent to review
+    if approval.status == ApprovalStatus.REJECTED:
+        return PolicyVerdict.REJECT
     # Intake runs a `pass` lookup at once (so its execution has a result) and never executes it
     # afterwards; an `approve` either queues an execution or, when the caller acts, runs nothing.
-    if not approval.execute and approval.execution_status != "not_requested":
-        return "pass"
-    return "approve"
+    if not approval.execute and approval.execution_status != ExecutionStatus.NOT_REQUESTED:
+        return PolicyVerdict.PASS
+    return PolicyVerdict.APPROVE
 
 
 async def as_policy_input(session: AsyncSession, approval: Approval, connection: Connection,

@@ -8,6 +8,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from api.approvals.enums import PolicyVerdict
 from api.policy.catalogue import READ_ONLY_ACTIONS
 from api.policy.checks import CheckResult, check_policy
 from api.policy.engine import CompiledRule, Policy
@@ -66,7 +67,7 @@ def parse_policy(content: bytes, name: str = "<policy>", default_approvers: Sequ
 def default_policy(approvers: Sequence[str] = ()) -> Policy:
     """Used without CHEQPOINT_POLICY_FILE: read-only lookups pass, everything else is reviewed by
     one of `approvers` within 24 hours."""
-    reads = Rule(name="read-only lookups", actions=sorted(READ_ONLY_ACTIONS), decision="pass")
+    reads = Rule(name="read-only lookups", actions=sorted(READ_ONLY_ACTIONS), decision=PolicyVerdict.PASS)
     return Policy(version=BUILTIN_VERSION, defaults=Defaults(approvers=list(approvers)),
                   rules=(CompiledRule(reads, None),), source="<builtin>")
 
@@ -89,6 +90,7 @@ def _problem(name: str, located: LocatedData, path: Path, message: str, checked:
 _MESSAGES = {
     "missing": "is required",
     "literal_error": "must be one of {expected}",
+    "enum": "must be one of {expected}",
     "greater_than_equal": "must be at least {ge}",
     "string_pattern_mismatch": "is not a Slack user or user-group ID (U…, W… or S…)",
     "string_too_short": "must not be empty",

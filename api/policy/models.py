@@ -4,13 +4,14 @@ which knows where in the file each value was written."""
 
 import re
 from datetime import timedelta
-from typing import Annotated, Literal
+from typing import Annotated
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, Strict, StrictBool, StringConstraints
 
+from api.approvals.enums import PolicyVerdict
 from api.policy.reviewing import BusinessHours
 
-Decision = Literal["pass", "approve", "reject", "review"]
+Decision = PolicyVerdict  # a rule's `decision:`; the file spells the values
 
 _DURATION = re.compile(r"^\s*(-?\d+)\s*([smhd])\s*$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}

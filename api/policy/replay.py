@@ -4,6 +4,7 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from api.approvals.enums import PolicyVerdict
 from api.policy.engine import Policy, PolicyDecision, PolicyInput
 
 NO_RULE = "(no rule: defaults)"
@@ -54,7 +55,7 @@ class ReplayReport:
         lines += [f"{name:<{rule_width}}  {count:>8}" for name, count in self.per_rule.items()]
         lines.append("")
         lines.append("decisions: " + ", ".join(f"{decision} {self.per_decision[decision]}"
-                                               for decision in ("pass", "approve", "reject", "review")))
+                                               for decision in PolicyVerdict))
         lines.append("")
         if not self.changes:
             lines.append("No outcome would change.")

@@ -13,12 +13,13 @@ from typing import Any
 from sqlalchemy import and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from api.approvals.enums import ApprovalStatus
 from api.approvals.models import Approval
 from api.connections.models import Connection
 from api.policy.totals import ActionTotals, ConnectionTotals, CustomerTotals, Totals
 
 WINDOW = timedelta(hours=24)
-COUNTED = ("pending", "approved")
+COUNTED = (ApprovalStatus.PENDING, ApprovalStatus.APPROVED)
 
 
 def _amount():

@@ -12,6 +12,7 @@ from enum import StrEnum
 from typing import Any
 
 from api.actions import ACTIONS as CATALOGUE
+from api.approvals.enums import ExecutionStatus
 
 
 class ObjectKind(StrEnum):
@@ -94,7 +95,7 @@ def parse_event(event: object) -> StripeNotice:
 class LaterOutcome:
     """What the execution becomes: its status (succeeded | failed), the object, and the error if any."""
 
-    status: str
+    status: ExecutionStatus
     result: dict[str, Any]
     error: dict[str, Any] | None
 
@@ -103,16 +104,16 @@ def later_outcome(kind: ObjectKind, obj: dict[str, Any]) -> LaterOutcome:
     status = obj.get("status")
     if kind is ObjectKind.REFUND and status in _FAILED:
         reason = obj.get("failure_reason") or "unknown"
-        return LaterOutcome("failed", obj, {
+        return LaterOutcome(ExecutionStatus.FAILED, obj, {
             "type": "refund_failed", "code": reason,
             "message": f"Stripe reports the refund {status} after it was created: {_words(reason)}"})
     if kind is ObjectKind.PAYOUT and status in _FAILED:
         code = obj.get("failure_code") or "unknown"
         message = obj.get("failure_message") or _words(code)
-        return LaterOutcome("failed", obj, {
+        return LaterOutcome(ExecutionStatus.FAILED, obj, {
             "type": "payout_failed", "code": code,
             "message": f"Stripe reports the payout {status} after it was created: {message}"})
-    return LaterOutcome("succeeded", obj, None)
+    return LaterOutcome(ExecutionStatus.SUCCEEDED, obj, None)
 
 
 def is_news(kind: ObjectKind, held_status: str | None, new_status: str | None, created: datetime,

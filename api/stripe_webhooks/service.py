@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.approvals import state
 from api.approvals.effects import Effects
+from api.approvals.enums import ExecutionStatus
 from api.approvals.models import Approval
 from api.db import Database
 from api.stripe_webhooks.models import StripeEvent
@@ -26,7 +27,7 @@ from api.stripe_webhooks.outcomes import ACTIONS, ObjectKind, StripeNotice, is_n
 log = logging.getLogger(__name__)
 
 # Executions that have ended; a later outcome only ever follows one of these.
-_ENDED = ("succeeded", "failed")
+_ENDED = (ExecutionStatus.SUCCEEDED, ExecutionStatus.FAILED)
 
 
 class Outcome(StrEnum):

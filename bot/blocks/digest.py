@@ -11,6 +11,7 @@ from typing import Any
 from slack_sdk.models.blocks import ActionsBlock, Block, ButtonElement, ConfirmObject, HeaderBlock
 from slack_sdk.models.views import View
 
+from api.approvals.enums import ApprovalStatus
 from bot import layout
 from bot.blocks.common import (
     Approval,
@@ -30,7 +31,8 @@ BULK_BLOCK_ID = "digest.bulk"
 PAGER_BLOCK_ID = "digest.pages"
 PAGE_PREVIOUS = f"{ActionId.DIGEST_PAGE}.prev"
 PAGE_NEXT = f"{ActionId.DIGEST_PAGE}.next"
-_OUTCOME_MARKS = {"approved": "✅", "rejected": "⛔", "expired": "⌛", "cancelled": "🚫"}
+_OUTCOME_MARKS = {ApprovalStatus.APPROVED: "✅", ApprovalStatus.REJECTED: "⛔", ApprovalStatus.EXPIRED: "⌛",
+                  ApprovalStatus.CANCELLED: "🚫"}
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ from typing import Any
 from slack_sdk.models.blocks import Block
 
 from api.actions import get_action
+from api.approvals.enums import ApprovalStatus
 from bot import layout
 from bot.blocks.common import SECTION_LIMIT, Approval, context, mrkdwn_section
 from bot.blocks.fact_values import (
@@ -81,7 +82,7 @@ def stripe_facts_blocks(approval: Approval, *, stripe_configured: bool, test_mod
     lines: list[str] = []
     if recorded.get("status") != "verified":
         lines.append(NOT_VERIFIED)
-        if recorded.get("status") == "unverified" and approval.get("status") == "pending":
+        if recorded.get("status") == "unverified" and approval.get("status") == ApprovalStatus.PENDING:
             lines.append(RETRYING)
         if recorded.get("reason"):
             lines.append(f"_Why:_ {clean(recorded['reason'], _WARNING_LIMIT)}")

@@ -15,6 +15,7 @@ from slack_sdk.models.blocks import (
 )
 from slack_sdk.models.views import View
 
+from api.approvals.enums import ApprovalStatus
 from bot import layout
 from bot.blocks.common import Approval, context, mrkdwn_section, review_buttons, title
 from bot.ids import ActionId
@@ -47,7 +48,8 @@ VIEW_BLOCK_LIMIT = 100
 RECENT_SHOWN = 15
 _BLOCKS_PER_PENDING = 3  # section, buttons, divider
 APPROVERS_ONLY_NOTE = "Latest decisions are shown to approvers only."
-_OUTCOME_MARKS = {"approved": "✅", "rejected": "⛔", "expired": "⌛", "cancelled": "🚫"}
+_OUTCOME_MARKS = {ApprovalStatus.APPROVED: "✅", ApprovalStatus.REJECTED: "⛔", ApprovalStatus.EXPIRED: "⌛",
+                  ApprovalStatus.CANCELLED: "🚫"}
 
 
 def app_home(
@@ -151,7 +153,7 @@ def _recent_line(approval: Approval) -> str:
     details = approval.get("modifiedDetails") or approval.get("details") or {}
     mark = _OUTCOME_MARKS.get(status, "•")
     text = f"{mark} *{layout.literal(title(approval, details), 200)}* · {layout.literal(status, 20)}"
-    if status in ("approved", "rejected"):
+    if status in (ApprovalStatus.APPROVED, ApprovalStatus.REJECTED):
         text += f" by {layout.actor(approval.get('decidedBy'))}"
     when = layout.slack_date(approval.get("decidedAt"))
     return f"{text} · {when}" if when else text

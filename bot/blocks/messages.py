@@ -5,6 +5,7 @@ from typing import Any
 
 from slack_sdk.models.blocks import Block, ButtonElement, DividerBlock
 
+from api.approvals.enums import ApprovalStatus, ExecutionStatus
 from bot import layout
 from bot.blocks.common import (
     Approval,
@@ -24,7 +25,8 @@ from bot.ids import ActionId, BlockId, ButtonRef
 
 # Object statuses Stripe reaches after the call succeeded, shown on the message once its webhook says so.
 _LATER_STATUSES = frozenset({"paid", "won", "lost", "warning_closed"})
-_OUTCOME_MARKS = {"approved": "✅", "rejected": "⛔", "expired": "⌛", "cancelled": "🚫"}
+_OUTCOME_MARKS = {ApprovalStatus.APPROVED: "✅", ApprovalStatus.REJECTED: "⛔", ApprovalStatus.EXPIRED: "⌛",
+                  ApprovalStatus.CANCELLED: "🚫"}
 
 
 def review_message(
@@ -93,9 +95,9 @@ def outcome_text(approval: Approval) -> str:
     status = approval.get("status", "")
     mark = _OUTCOME_MARKS.get(status, "•")
     when = layout.slack_date(approval.get("decidedAt"))
-    if status == "expired":
+    if status == ApprovalStatus.EXPIRED:
         head = f"{mark} *Expired* — nobody decided in time"
-    elif status == "cancelled":
+    elif status == ApprovalStatus.CANCELLED:
         head = f"{mark} *Cancelled* by {_canceller(approval.get('decidedBy'))}"
     else:
         verdict = layout.literal(status.capitalize() or "Decided", 40)
@@ -104,7 +106,7 @@ def outcome_text(approval: Approval) -> str:
         head += f" · {when}"
     parts = [head]
     votes = votes_line(approval)
-    if votes and status == "approved":
+    if votes and status == ApprovalStatus.APPROVED:
         parts.append(votes)
     note = approval.get("decisionNote")
     if note:
@@ -123,20 +125,20 @@ def execution_text(approval: Approval, *, test_mode: bool) -> str | None:
     """Where the Stripe call stands, once there is one to speak of."""
     execution = approval.get("execution") or {}
     status = execution.get("status")
-    if approval.get("status") != "approved":
+    if approval.get("status") != ApprovalStatus.APPROVED:
         return None
-    if status == "queued":
+    if status == ExecutionStatus.QUEUED:
         return "⏳ *Stripe:* queued"
-    if status == "running":
+    if status == ExecutionStatus.RUNNING:
         return "⏳ *Stripe:* running"
-    if status == "succeeded":
+    if status == ExecutionStatus.SUCCEEDED:
         object_id = execution.get("stripeObjectId")
         done = layout.stripe_link(object_id, test_mode=test_mode) if object_id else "done"
         # A later status Stripe reported (a payout paid, a dispute won) is shown beside the object.
         later = (execution.get("result") or {}).get("status")
         shown = f" · now *{layout.escape(layout.humanize(later))}*" if later in _LATER_STATUSES else ""
         return f"✅ *Stripe:* succeeded — {done}{shown}"
-    if status == "failed":
+    if status == ExecutionStatus.FAILED:
         return f"❌ *Stripe:* failed — {error_text(execution.get('error') or {})}"
     return "ℹ️ Cheqpoint does not run this one: the agent acts on the decision."
 

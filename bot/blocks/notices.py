@@ -5,6 +5,7 @@ from collections.abc import Mapping, Sequence
 from enum import StrEnum
 from typing import Any
 
+from api.approvals.enums import ExecutionStatus
 from bot import layout
 from bot.blocks.common import Approval, effective_details, title
 from bot.blocks.messages import error_text
@@ -75,7 +76,7 @@ def execution_update_text(update: Mapping[str, Any], *, test_mode: bool) -> str:
     `update` is `{"status", "stripeObjectId", "object", "objectStatus", "error"}`: the execution after
     the event, so the text says what that event changed even when a later one changed it again.
     """
-    failed = update.get("status") == "failed"
+    failed = update.get("status") == ExecutionStatus.FAILED
     noun = _OBJECT_NOUNS.get(str(update.get("object")), "object")
     object_id = update.get("stripeObjectId")
     link = f" {layout.stripe_link(object_id, test_mode=test_mode)}" if object_id else ""

@@ -15,6 +15,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from api.actions import get_action
 from api.approvals.authority import NotAnApprover
 from api.approvals.decisions import DecisionResult
+from api.approvals.enums import Verdict
 from api.approvals.models import Approval
 from api.approvals.schemas import approval_out
 from api.errors import UpstreamUnavailable
@@ -43,7 +44,7 @@ log = logging.getLogger(__name__)
 
 
 async def _pending_for(deps: Deps, client: AsyncWebClient, body: dict[str, Any],
-                       verdict: str) -> tuple[render.Snapshot, ButtonRef] | None:
+                       verdict: Verdict) -> tuple[render.Snapshot, ButtonRef] | None:
     """The clicked request when this person may act on it now; otherwise they have been told why."""
     try:
         ref = button_ref(body)
@@ -111,14 +112,14 @@ def register(app: Any, deps: Deps) -> None:
         # that dies after acknowledging cannot lose a click Slack considers delivered.
         acked = False
         try:
-            found = await _pending_for(deps, client, body, "approve")
+            found = await _pending_for(deps, client, body, Verdict.APPROVE)
             if found is None:
                 return
             snapshot, ref = found
-            if await warn_if_claimed(deps.db, client, body, snapshot, "approve"):
+            if await warn_if_claimed(deps.db, client, body, snapshot, Verdict.APPROVE):
                 return  # someone else is on it: they are told, and may still decide with "Approve anyway"
             try:
-                result = await deps.container.decisions.decide(snapshot.id, actor_of(body), "approve",
+                result = await deps.container.decisions.decide(snapshot.id, actor_of(body), Verdict.APPROVE,
                                                                revision=ref.version)
             except NotAnApprover:  # removed from the approvers between the two checks
                 await tell(client, body, refusal_text(deps, snapshot))
@@ -133,17 +134,17 @@ def register(app: Any, deps: Deps) -> None:
     @app.action(ActionId.REJECT)
     async def reject(ack: Any, body: dict[str, Any], client: AsyncWebClient) -> None:
         await ack()
-        found = await _pending_for(deps, client, body, "reject")
+        found = await _pending_for(deps, client, body, Verdict.REJECT)
         if found is not None:
             snapshot, _ = found
-            if await warn_if_claimed(deps.db, client, body, snapshot, "reject"):
+            if await warn_if_claimed(deps.db, client, body, snapshot, Verdict.REJECT):
                 return
             await client.views_open(trigger_id=body["trigger_id"], view=reject_modal(snapshot.data, snapshot.revision))
 
     @app.action(ActionId.EDIT)
     async def edit(ack: Any, body: dict[str, Any], client: AsyncWebClient) -> None:
         await ack()
-        found = await _pending_for(deps, client, body, "approve")
+        found = await _pending_for(deps, client, body, Verdict.APPROVE)
         if found is None:
             return
         snapshot, _ = found

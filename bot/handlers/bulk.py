@@ -8,6 +8,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from api.approvals.enums import Verdict
 from api.outbox.service import enqueue
 from bot import render
 from bot.blocks.common import mrkdwn_section
@@ -44,7 +45,7 @@ def register(app: Any, deps: Deps) -> None:
             await tell(client, body, NOTHING_LEFT)
             await deps.db.write(lambda session: mark_changed(session, ref.digest_id))
             return
-        if not await authorised(deps, client, body, covered.items[0][0], "approve"):
+        if not await authorised(deps, client, body, covered.items[0][0], Verdict.APPROVE):
             return
         lines = covered_lines(covered, deps.container.clock())
         await client.views_open(trigger_id=body["trigger_id"],

@@ -5,6 +5,7 @@ from typing import Any
 from slack_sdk.web.async_client import AsyncWebClient
 
 from api.approvals.authority import NotAnApprover
+from api.approvals.enums import Verdict
 from api.outbox.service import enqueue
 from bot import render
 from bot.blocks import reject_modal
@@ -55,12 +56,12 @@ def register(app: Any, deps: Deps) -> None:
     @app.action(ActionId.APPROVE_ANYWAY)
     async def approve_anyway(ack: Any, body: dict[str, Any], client: AsyncWebClient) -> None:
         await ack()
-        found = await pending_for(deps, client, body, "approve")
+        found = await pending_for(deps, client, body, Verdict.APPROVE)
         if found is None:
             return
         snapshot, ref = found
         try:
-            result = await deps.container.decisions.decide(snapshot.id, actor_of(body), "approve",
+            result = await deps.container.decisions.decide(snapshot.id, actor_of(body), Verdict.APPROVE,
                                                            revision=ref.version)
         except NotAnApprover:
             await tell(client, body, refusal_text(deps, snapshot))
@@ -70,7 +71,7 @@ def register(app: Any, deps: Deps) -> None:
     @app.action(ActionId.REJECT_ANYWAY)
     async def reject_anyway(ack: Any, body: dict[str, Any], client: AsyncWebClient) -> None:
         await ack()
-        found = await pending_for(deps, client, body, "reject")
+        found = await pending_for(deps, client, body, Verdict.REJECT)
         if found is not None:
             snapshot, _ = found
             await client.views_open(trigger_id=body["trigger_id"], view=reject_modal(snapshot.data, snapshot.revision))

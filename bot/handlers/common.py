@@ -7,6 +7,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.approvals.actors import Actor
+from api.approvals.enums import ApprovalStatus, Verdict
 from api.audit import service as audit
 from api.outbox.service import enqueue
 from bot import layout
@@ -57,7 +58,7 @@ async def tell(client: AsyncWebClient, body: dict[str, Any], text: str) -> None:
 
 
 async def authorised(deps: Deps, client: AsyncWebClient | None, body: dict[str, Any], snapshot: Snapshot,
-                     verdict: str) -> bool:
+                     verdict: Verdict) -> bool:
     """True for someone who may decide this request now (the core's `may_decide`, as every surface
     asks it). Anyone else is refused: nothing is recorded, the audit trail keeps the attempt (who
     tried to move money matters as much as who did), and with a `client` they are told."""
@@ -97,7 +98,7 @@ def stale_text(data: dict[str, Any]) -> str:
 
 
 async def refuse_stale(deps: Deps, client: AsyncWebClient, body: dict[str, Any], snapshot: Snapshot,
-                       seen: int, verdict: str) -> None:
+                       seen: int, verdict: Verdict) -> None:
     """The click named an older revision: audit it, tell the person, bring the message up to date."""
     await audit_refusal(deps, snapshot, actor_of(body), {"reason": "stale revision", "seen": seen,
                                                          "current": snapshot.revision, "verdict": verdict})
@@ -108,9 +109,9 @@ async def refuse_stale(deps: Deps, client: AsyncWebClient, body: dict[str, Any],
 def already_text(data: dict[str, Any]) -> str:
     """Why a click came too late, naming who got there first."""
     status = data.get("status")
-    if status == "expired":
+    if status == ApprovalStatus.EXPIRED:
         return "⌛ This request already expired; nothing was recorded."
-    if status == "cancelled":
+    if status == ApprovalStatus.CANCELLED:
         return "🚫 The agent already cancelled this request; nothing was recorded."
     return f"This request was already {status} by {layout.actor(data.get('decidedBy'))}; nothing was recorded."
 

@@ -10,6 +10,7 @@ from sqlalchemy import select
 
 from api.approvals.authority import is_group
 from api.approvals.decisions import current_votes
+from api.approvals.enums import ApprovalStatus
 from api.approvals.models import Approval
 from bot import render
 from bot.blocks import app_home
@@ -49,7 +50,7 @@ class HomeState:
 
 async def awaiting(deps: Deps, user_id: str) -> list[render.Snapshot]:
     """Pending requests this person may decide and has not approved yet (at the current revision)."""
-    pending = await render.load_where(deps.db, Approval.status == "pending", order_by=Approval.created_at,
+    pending = await render.load_where(deps.db, Approval.status == ApprovalStatus.PENDING, order_by=Approval.created_at,
                                       limit=PENDING_SCANNED)
     authority = deps.container.authority
     mine = []
@@ -74,8 +75,9 @@ async def publish(deps: Deps, client: AsyncWebClient, user_id: str, state: HomeS
     approver = bool(mine) or await _approves_anything(deps, user_id)
     recent: list[render.Snapshot] = []
     if approver:
-        recent = await render.load_where(deps.db, Approval.status != "pending", Approval.decided_at.is_not(None),
-                                         order_by=Approval.decided_at.desc(), limit=RECENT_SHOWN)
+        recent = await render.load_where(deps.db, Approval.status != ApprovalStatus.PENDING,
+                                         Approval.decided_at.is_not(None), order_by=Approval.decided_at.desc(),
+                                         limit=RECENT_SHOWN)
     queue = HomeQueue(total=len(chosen), page=state.page, pages=pages, connections=connections, actions=actions,
                       connection=state.connection, action=state.action, state=state.dumps(),
                       previous_state=replace(state, page=max(0, state.page - 1)).dumps(),

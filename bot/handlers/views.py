@@ -12,6 +12,7 @@ from collections.abc import Collection
 from typing import Any
 
 from api.approvals.authority import NotAnApprover
+from api.approvals.enums import Verdict
 from api.approvals.schemas import approval_out
 from api.errors import UpstreamUnavailable, ValidationFailed
 from bot import layout, render
@@ -42,7 +43,7 @@ def errors_by_block(exc: ValidationFailed, field_names: set[str]) -> dict[str, s
     return placed or {BlockId.NOTE: exc.detail}
 
 
-async def submit(ack: Any, deps: Deps, body: dict[str, Any], snapshot: render.Snapshot | None, verdict: str,
+async def submit(ack: Any, deps: Deps, body: dict[str, Any], snapshot: render.Snapshot | None, verdict: Verdict,
                  *, revision: int, note: str | None, edits: dict[str, Any] | None,
                  fields: Collection[str] = ()) -> None:
     async def refuse(text: str) -> None:
@@ -96,7 +97,7 @@ def register(app: Any, deps: Deps) -> None:
             return await ack(response_action="errors",
                              errors={BlockId.NOTE: "Say why: the agent and the audit trail both need it."})
         snapshot = await render.load(deps.db, ref.approval_id)
-        await submit(ack, deps, body, snapshot, "reject", revision=ref.version, note=note, edits=None)
+        await submit(ack, deps, body, snapshot, Verdict.REJECT, revision=ref.version, note=note, edits=None)
 
     @app.view(CallbackId.EDIT_MODAL)
     async def edited(ack: Any, body: dict[str, Any], view: dict[str, Any]) -> None:
@@ -108,7 +109,7 @@ def register(app: Any, deps: Deps) -> None:
         if snapshot is None or ref.version != snapshot.revision:
             # Gone, or the request changed since the form opened: the decision service says which
             # (and audits it) before the inputs are read against details they were not filled from.
-            return await submit(ack, deps, body, snapshot, "approve", revision=ref.version, note=None, edits=None)
+            return await submit(ack, deps, body, snapshot, Verdict.APPROVE, revision=ref.version, note=None, edits=None)
         fields = render.editable_fields(snapshot.row)
         current = snapshot.row.effective_details
         currency = await edit_currency(deps, snapshot.row)
@@ -120,5 +121,5 @@ def register(app: Any, deps: Deps) -> None:
             return await ack(response_action="errors", errors=errors)
         # Prefilled inputs come back unchanged; only real changes are edits (and fill modifiedDetails).
         edits = {name: value for name, value in edits.items() if value != layout.lookup(current, name)}
-        await submit(ack, deps, body, snapshot, "approve", revision=ref.version, note=read_note(values),
+        await submit(ack, deps, body, snapshot, Verdict.APPROVE, revision=ref.version, note=read_note(values),
                      edits=edits or None, fields={field.name for field in fields})
