@@ -89,6 +89,19 @@ class Approval(Base):
         return self.status != "approved" or self.execution_status in SETTLED_EXECUTION
 
 
+# What a new approval holds besides what intake fills in. The columns left empty are not named at
+# all: None in a JSON column would store JSON `null`, where the ORM (which leaves unset columns out
+# of its INSERT) stores SQL NULL; a Core row (`api.deferred`) leaves them out the same way.
+NEW_ROW: dict[str, Any] = {"version": 1, "revision": 1}
+
+
+def as_row(values: dict[str, Any]) -> dict[str, Any]:
+    """A new approval's attribute values as an INSERT's row: column names, and NEW_ROW's defaults."""
+    row = {**values, **NEW_ROW}
+    row["metadata"] = row.pop("request_metadata")
+    return row
+
+
 class Decision(Base):
     """One reviewer's vote on one revision. Unique per revision and person (the Slack id, whichever
     surface it came from), so nobody counts twice toward a quorum."""
