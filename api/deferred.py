@@ -12,9 +12,10 @@ refer to them) and before the commit. A rollback drops them with the rest of the
 Every row of one table must name the same columns (one executemany takes one column list).
 """
 
+import functools
 from typing import Any
 
-from sqlalchemy import Table, event, insert
+from sqlalchemy import Insert, Table, event, insert
 from sqlalchemy.orm import ORMExecuteState, Session
 
 from api.db import Base
@@ -34,18 +35,31 @@ def pending(session: Any, table: Table) -> list[dict[str, Any]]:
     return sync.info.get(PENDING, {}).get(table, [])
 
 
+@functools.cache
+def _rank() -> dict[Table, int]:
+    # Sorting the metadata's tables walks every foreign key: done once, not per batch.
+    return {table: rank for rank, table in enumerate(Base.metadata.sorted_tables)}
+
+
+@functools.cache
+def _insert(table: Table) -> Insert:
+    return insert(table)  # built once: its cache key is computed once too
+
+
+def in_order(queued: dict[Table, list[dict[str, Any]]]) -> list[tuple[Table, list[dict[str, Any]]]]:
+    """The queued tables, parents before the tables whose foreign keys name them."""
+    rank = _rank()
+    return sorted(queued.items(), key=lambda item: rank.get(item[0], len(rank)))
+
+
 def write_pending(session: Session) -> None:
     """Write every queued row now: one INSERT … executemany per table, parents first."""
     queued: dict[Table, list[dict[str, Any]]] | None = session.info.pop(PENDING, None)
     if not queued:
         return
     connection = session.connection()
-    for table in Base.metadata.sorted_tables:
-        rows = queued.pop(table, None)
-        if rows:
-            connection.execute(insert(table), rows)
-    for table, rows in queued.items():  # tables outside the models' metadata: no known order
-        connection.execute(insert(table), rows)
+    for table, rows in in_order(queued):
+        connection.execute(_insert(table), rows)
 
 
 @event.listens_for(Session, "do_orm_execute")

@@ -25,7 +25,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from api import deferred
 from api.audit import chain
 from api.audit.models import AuditEvent
-from api.db import Base
 
 AUDIT = AuditEvent.__table__
 _AUDIT_KEYS = ("id", "at", "event", "approval_id", "connection_id", "actor", "before", "after", "detail")
@@ -69,9 +68,7 @@ async def write_in_one_call(session: AsyncSession) -> None:
     dialect = connection.dialect
     try:
         inserts = []
-        for table in [t for t in Base.metadata.sorted_tables if t in queued] + \
-                     [t for t in queued if t not in Base.metadata.sorted_tables]:
-            rows = queued[table]
+        for table, rows in deferred.in_order(queued):
             sql, converters = _statement(table, tuple(rows[0]), dialect)
             inserts.append((sql, _params(rows, converters)))
         audit = None

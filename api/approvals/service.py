@@ -21,7 +21,7 @@ from api.actions import get_action
 from api.approvals import state
 from api.approvals.actors import Actor
 from api.approvals.effects import Effects
-from api.approvals.models import NEW_ROW, Approval, as_row
+from api.approvals.models import NEW_ROW, Approval, as_row, unattached
 from api.approvals.schemas import ApprovalCreate
 from api.approvals.waiters import Waiters
 from api.audit import service as audit
@@ -159,14 +159,16 @@ class ApprovalService:
                       "policy_version": decision.policy_version,
                       "approvers": decision.approvers or self.settings.approvers,
                       "required_approvals": decision.required_approvals}
-            approval = Approval(**values, **NEW_ROW, decisions=[])
             # Rows are not written here: a group commit inserts its rows together at its end (queries
             # of later callers in the batch write them first, so those callers do count them).
             if outcome.verdict == "review":
                 # Nothing more happens to it in this transaction: one Core row, no unit of work.
                 defer_insert(session, APPROVAL_TABLE, as_row(values))
+                approval = unattached(values)
             else:
-                session.add(approval)  # a rule decides it now: the state machine changes it as an ORM object
+                # A rule decides it now: the state machine changes it as an ORM object.
+                approval = Approval(**values, **NEW_ROW, decisions=[])
+                session.add(approval)
             audit.record(session, "approval.created", approval_id=approval.id, connection_id=connection.id,
                          actor={"type": "connection", "id": connection.id, "name": connection.name},
                          after=state.snapshot(approval),
