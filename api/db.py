@@ -95,9 +95,11 @@ class GroupCommitWriter:
     """Runs write functions one batch at a time, each batch in one transaction."""
 
     def __init__(self, sessionmaker: async_sessionmaker[AsyncSession],
-                 committed: Callable[[AsyncSession], None], max_batch: int = 64) -> None:
+                 committed: Callable[[AsyncSession], None], max_batch: int = 64,
+                 before_commit: Callable[[AsyncSession], Awaitable[None]] | None = None) -> None:
         self._sessionmaker = sessionmaker
         self._committed = committed
+        self._before_commit = before_commit  # the batch's queued rows in one database call (sqlite_batch)
         self._max_batch = max_batch
         self._queue: asyncio.Queue[tuple[WriteFn[Any], asyncio.Future[Any]]] | None = None
         self._task: asyncio.Task[None] | None = None
@@ -134,6 +136,8 @@ class GroupCommitWriter:
             async with self._sessionmaker() as session:
                 async with session.begin():
                     results = [await fn(session) for fn, _ in batch]
+                    if self._before_commit is not None:
+                        await self._before_commit(session)
                 self._committed(session)
         except Exception:
             # One caller's work failed: run each alone so only that caller sees its error.
@@ -149,6 +153,8 @@ class GroupCommitWriter:
             async with self._sessionmaker() as session:
                 async with session.begin():
                     result = await fn(session)
+                    if self._before_commit is not None:
+                        await self._before_commit(session)
                 self._committed(session)
         except Exception as exc:
             if not future.done():
@@ -171,7 +177,11 @@ class Database:
         # Code that stamps rows without a clock of its own (the outbox) reads the injected one here.
         self.clock = clock or utcnow
         self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False, info={"clock": self.clock})
-        self._writer = GroupCommitWriter(self.sessionmaker, self._committed) if self.is_sqlite else None
+        self._writer = None
+        if self.is_sqlite:
+            from api.sqlite_batch import write_in_one_call  # imports the models, which import this module
+
+            self._writer = GroupCommitWriter(self.sessionmaker, self._committed, before_commit=write_in_one_call)
         self.on_enqueued: Callable[[], None] | None = None  # the worker's wake-up, when one runs here
 
     async def write(self, fn: WriteFn[T]) -> T:

@@ -2,17 +2,20 @@
 
 import json
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.config import MAX_BODY_BYTES
 from api.errors import AppError, PayloadTooLarge
-from api.strict_input import check_json_body, dumps
+from api.strict_input import NOT_PARSED, dumps, parse_json_body
 
 log = logging.getLogger(__name__)
 PROBLEM = "application/problem+json"
@@ -63,6 +66,36 @@ class FiniteJSONResponse(JSONResponse):
         return dumps(content).encode("utf-8")
 
 
+# Where BodyLimit leaves the JSON document it parsed and checked, for the route to use as it is.
+PARSED_JSON = "cheqpoint.parsed_json"
+
+
+class ParsedBodyRequest(Request):
+    """A request whose JSON body BodyLimit already parsed (and found strict): not parsed again."""
+
+    async def json(self) -> Any:
+        # Taken out of the scope: a held request does not keep its parsed body alive while it waits.
+        document = self.scope.pop(PARSED_JSON, NOT_PARSED)
+        if document is not NOT_PARSED:
+            self._parsed = document
+        if hasattr(self, "_parsed"):
+            return self._parsed
+        return await super().json()
+
+
+class ParsedBodyRoute(APIRoute):
+    """The JSON APIs' route class: the body is read as the document BodyLimit parsed, then validated
+    once by the route's model."""
+
+    def get_route_handler(self) -> Callable[[Request], Awaitable[Response]]:
+        handler = super().get_route_handler()
+
+        async def handle(request: Request) -> Response:
+            return await handler(ParsedBodyRequest(request.scope, request.receive))
+
+        return handle
+
+
 # Bodies under these prefixes are read whole (they are small: MAX_BODY_BYTES) and checked as strict JSON.
 JSON_API_PREFIXES = ("/v1/", "/api/")
 
@@ -107,7 +140,7 @@ class BodyLimit:
             if not message.get("more_body", False):
                 break
         raw = b"".join(chunks)
-        problem = check_json_body(raw)
+        document, problem = parse_json_body(raw)
         if problem is not None:
             body: dict[str, Any] = {"type": PROBLEM_TYPES[problem.status], "title": problem.title,
                                     "status": problem.status, "detail": problem.detail}
@@ -115,6 +148,8 @@ class BodyLimit:
                 body["errors"] = [{"loc": problem.loc, "msg": problem.message, "type": problem.kind}]
             await self._refuse(scope, send, problem.status, body)
             return
+        if document is not NOT_PARSED:
+            scope[PARSED_JSON] = document  # handed to the route (ParsedBodyRoute): parsed once, not twice
         replayed = False
 
         async def replay() -> Message:

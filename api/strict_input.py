@@ -37,17 +37,26 @@ def _mark(literal: str) -> float:
     return _NonFinite(math.nan if literal == "NaN" else math.inf)
 
 
+NOT_PARSED = object()  # the body was empty or not JSON: the route's own parser answers it
+
+
 def check_json_body(raw: bytes) -> BodyProblem | None:
     """None when `raw` is acceptable (or not JSON at all, which the route's own parser refuses)."""
+    return parse_json_body(raw)[1]
+
+
+def parse_json_body(raw: bytes) -> tuple[Any, BodyProblem | None]:
+    """The document and None when `raw` is acceptable; NOT_PARSED when it is empty or not JSON."""
     if not raw.strip():
-        return None
+        return NOT_PARSED, None
     try:
         document = json.loads(raw, parse_constant=_mark)
     except RecursionError:
-        return _too_deep()
+        return NOT_PARSED, _too_deep()
     except ValueError:  # not JSON, or not UTF-8: the route answers that as malformed
-        return None
-    return _walk(document)
+        return NOT_PARSED, None
+    problem = _walk(document)
+    return (NOT_PARSED, problem) if problem is not None else (document, None)
 
 
 def _too_deep() -> BodyProblem:

@@ -12,9 +12,9 @@ from api.approvals.schemas import ApprovalCreate, approval_out
 from api.approvals.service import Intake
 from api.connections.auth import bearer_connection
 from api.connections.models import Connection
-from api.http import FiniteJSONResponse
+from api.http import FiniteJSONResponse, ParsedBodyRoute
 
-router = APIRouter(prefix="/v1", tags=["approvals"])
+router = APIRouter(prefix="/v1", tags=["approvals"], route_class=ParsedBodyRoute)
 Authed = Annotated[Connection, Depends(bearer_connection)]
 
 

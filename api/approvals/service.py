@@ -23,7 +23,7 @@ from api.approvals.actors import Actor
 from api.approvals.effects import Effects
 from api.approvals.enums import ApprovalStatus, ExecutionStatus, PolicyVerdict
 from api.approvals.events import Event
-from api.approvals.models import Approval
+from api.approvals.models import NEW_ROW, Approval, as_row, unattached
 from api.approvals.schemas import ApprovalCreate
 from api.approvals.waiters import Waiters
 from api.audit import service as audit
@@ -31,6 +31,7 @@ from api.callbacks.ssrf import check_callback_url
 from api.config import MAX_HOLD_MS, Settings
 from api.connections.models import Connection
 from api.db import Database
+from api.deferred import defer_insert
 from api.errors import Conflict, NotFound, ValidationFailed
 from api.execution.gateway import StripeGateway, StripeGatewayError
 from api.facts import Contradicted, Verification, Verifier, stripe_variable
@@ -44,6 +45,8 @@ log = logging.getLogger(__name__)
 APPROVAL_ID = re.compile(r"apr_[0-9a-z]{1,60}")
 
 VERIFY_ATTEMPTS = 12  # with the outbox's doubling back-off (2 s, 4 s, … 34 min): about an hour of trying
+
+APPROVAL_TABLE = Approval.__table__
 
 TotalsProvider = Callable[[AsyncSession, Connection, str, dict[str, Any], datetime], Awaitable[Totals]]
 
@@ -155,13 +158,20 @@ class ApprovalService:
             await ticket.check(session, lookup=outcome.verdict == PolicyVerdict.PASS,
                                review=outcome.verdict == PolicyVerdict.REVIEW)
             decision = outcome.decision
-            approval = Approval(**fields, expires_at=outcome.expires_at, rule=decision.rule,
-                                policy_version=decision.policy_version,
-                                approvers=decision.approvers or self.settings.approvers,
-                                required_approvals=decision.required_approvals, decisions=[])
-            # Rows are not flushed here: a group commit inserts its rows together at its end (queries
-            # of later callers in the batch autoflush them, so those callers do count them).
-            session.add(approval)
+            values = {**fields, "expires_at": outcome.expires_at, "rule": decision.rule,
+                      "policy_version": decision.policy_version,
+                      "approvers": decision.approvers or self.settings.approvers,
+                      "required_approvals": decision.required_approvals}
+            # Rows are not written here: a group commit inserts its rows together at its end (queries
+            # of later callers in the batch write them first, so those callers do count them).
+            if outcome.verdict == PolicyVerdict.REVIEW:
+                # Nothing more happens to it in this transaction: one Core row, no unit of work.
+                defer_insert(session, APPROVAL_TABLE, as_row(values))
+                approval = unattached(values)
+            else:
+                # A rule decides it now: the state machine changes it as an ORM object.
+                approval = Approval(**values, **NEW_ROW, decisions=[])
+                session.add(approval)
             audit.record(session, "approval.created", approval_id=approval.id, connection_id=connection.id,
                          actor={"type": "connection", "id": connection.id, "name": connection.name},
                          after=state.snapshot(approval),

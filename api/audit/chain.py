@@ -16,10 +16,11 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import event, text
+from sqlalchemy import event, insert, text
 from sqlalchemy.orm import Session
 
 from api.audit.models import AuditEvent
+from api.deferred import write_pending
 
 GENESIS = "0" * 64  # the `prev_hash` of the first entry
 PENDING = "cheqpoint.audit_pending"
@@ -43,17 +44,35 @@ def iso(at: datetime) -> str:
 
 def hashed_fields(entry: AuditEvent) -> dict[str, Any]:
     """Everything an entry says, plus the previous entry's hash: what its own hash covers."""
-    return {"id": entry.id, "seq": entry.seq, "at": iso(entry.at), "event": entry.event,
-            "approvalId": entry.approval_id, "connectionId": entry.connection_id, "actor": entry.actor,
-            "before": entry.before, "after": entry.after, "detail": entry.detail, "prevHash": entry.prev_hash}
+    return _covered(entry.id, entry.seq, entry.at, entry.event, entry.approval_id, entry.connection_id,
+                    entry.actor, entry.before, entry.after, entry.detail, entry.prev_hash)
+
+
+def _covered(id_: str, seq: int, at: datetime, event_: str, approval_id: str | None, connection_id: str | None,
+             actor: Any, before: Any, after: Any, detail: Any, prev_hash: str) -> dict[str, Any]:
+    return {"id": id_, "seq": seq, "at": iso(at), "event": event_, "approvalId": approval_id,
+            "connectionId": connection_id, "actor": actor, "before": before, "after": after, "detail": detail,
+            "prevHash": prev_hash}
 
 
 def entry_hash(entry: AuditEvent) -> str:
-    return hashlib.sha256(canonical_json(hashed_fields(entry)).encode("utf-8")).hexdigest()
+    return _digest(hashed_fields(entry))
 
 
-def queue(session: Session, entry: AuditEvent) -> None:
-    session.info.setdefault(PENDING, []).append(entry)
+def row_hash(row: dict[str, Any]) -> str:
+    """The hash of an entry still in its row form (column name → value), as `entry_hash` reads it back."""
+    return _digest(_covered(row["id"], row["seq"], row["at"], row["event"], row["approval_id"],
+                            row["connection_id"], row["actor"], row["before"], row["after"], row["detail"],
+                            row["prev_hash"]))
+
+
+def _digest(fields: dict[str, Any]) -> str:
+    return hashlib.sha256(canonical_json(fields).encode("utf-8")).hexdigest()
+
+
+def queue(session: Session, row: dict[str, Any]) -> None:
+    """Queue an entry, as the row it will be (every column but `seq`, `prev_hash` and `hash`)."""
+    session.info.setdefault(PENDING, []).append(row)
 
 
 def _lock_head(session: Session) -> tuple[int, str]:
@@ -69,17 +88,19 @@ def _lock_head(session: Session) -> tuple[int, str]:
 
 @event.listens_for(Session, "before_commit")
 def _chain_pending(session: Session) -> None:
-    entries: list[AuditEvent] = session.info.pop(PENDING, None) or []
-    if not entries:
+    rows: list[dict[str, Any]] = session.info.pop(PENDING, None) or []
+    if not rows:
         return
-    seq, prev = _lock_head(session)
-    for entry in entries:
-        seq += 1
-        entry.seq, entry.prev_hash = seq, prev
-        entry.hash = prev = entry_hash(entry)
-        session.add(entry)
-    # Commit flushes what is left; flushing here puts the rows in before anything else can interleave.
+    # Everything else the transaction writes goes in first, so the head's lock is the last one taken.
+    write_pending(session)
     session.flush()
+    seq, prev = _lock_head(session)
+    for row in rows:
+        seq += 1
+        row["seq"], row["prev_hash"] = seq, prev
+        row["hash"] = prev = row_hash(row)
+    # One INSERT … executemany for the whole transaction's entries (a group commit's, on SQLite).
+    session.connection().execute(insert(AuditEvent.__table__), rows)
 
 
 @event.listens_for(Session, "after_soft_rollback")

@@ -11,7 +11,6 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.audit import chain
-from api.audit.models import AuditEvent
 from api.db import utcnow
 from api.ids import new_id
 
@@ -26,13 +25,14 @@ def record(
     before: dict[str, Any] | None = None,
     after: dict[str, Any] | None = None,
     detail: dict[str, Any] | None = None,
-) -> AuditEvent:
-    entry = AuditEvent(id=new_id("evt"), at=session.info.get("clock", utcnow)(), event=event,
-                       approval_id=approval_id, connection_id=connection_id, actor=chain.normalised(actor),
-                       before=chain.normalised(before), after=chain.normalised(after),
-                       detail=chain.normalised(detail))
-    chain.queue(getattr(session, "sync_session", session), entry)
-    return entry
+) -> str:
+    """Queue one entry; it is numbered, hashed and inserted as the transaction commits. Returns its id."""
+    entry_id = new_id("evt")
+    chain.queue(getattr(session, "sync_session", session), {
+        "id": entry_id, "at": session.info.get("clock", utcnow)(), "event": event, "approval_id": approval_id,
+        "connection_id": connection_id, "actor": chain.normalised(actor), "before": chain.normalised(before),
+        "after": chain.normalised(after), "detail": chain.normalised(detail)})
+    return entry_id
 
 
 def os_operator() -> dict[str, Any]:

@@ -12,7 +12,6 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api.approvals.models import Approval
@@ -22,7 +21,7 @@ from api.compat.translate import app_error_status, error_message, to_intake
 from api.connections.auth import connection_for_key
 from api.connections.models import Connection
 from api.errors import AppError, Unauthorized
-from api.http import FiniteJSONResponse
+from api.http import FiniteJSONResponse, ParsedBodyRoute
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +30,7 @@ def compat_error(status: int, message: str, headers: dict[str, str] | None = Non
     return JSONResponse({"error": message}, status_code=status, headers=headers)
 
 
-class CompatRoute(APIRoute):
+class CompatRoute(ParsedBodyRoute):
     """Turns every error raised on these paths, request validation included, into `{"error": …}`."""
 
     def get_route_handler(self) -> Callable[[Request], Awaitable[Response]]:

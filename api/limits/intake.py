@@ -17,6 +17,7 @@ from api.actions import ACTIONS
 from api.approvals.enums import ApprovalStatus
 from api.approvals.models import Approval
 from api.config import Settings
+from api.deferred import pending
 from api.errors import TooManyRequests
 
 MINUTE = timedelta(minutes=1)
@@ -81,17 +82,20 @@ async def check_intake(session: AsyncSession, limits: IntakeLimits, connection_i
                        lookup: bool, review: bool) -> None:
     """Refuse with TooManyRequests when one more approval would go over a limit.
 
-    One query; approvals added earlier in this transaction and not flushed yet (a SQLite group
-    commit inserts its rows together at its end) are counted from the session, so the check neither
-    misses them nor forces a flush per request.
+    One query; approvals added earlier in this transaction and not written yet (a SQLite group
+    commit inserts its rows together at its end: ORM objects, or Core rows queued by `api.deferred`)
+    are counted from the session, so the check neither misses them nor forces a write per request.
     """
     limits_here = applicable(limits, lookup=lookup, review=review)
     if not limits_here:
         return
     stored = await read_counts(session, limits_here, connection_id, now)
-    unflushed = [row for row in session.new if isinstance(row, Approval) and row.connection_id == connection_id]
-    added = {"requests": len(unflushed), "lookups": sum(row.action in LOOKUPS for row in unflushed),
-             "pending": sum(row.status == ApprovalStatus.PENDING for row in unflushed)}
+    unflushed = [(row.action, row.status) for row in session.new
+                 if isinstance(row, Approval) and row.connection_id == connection_id]
+    unflushed += [(row["action"], row["status"]) for row in pending(session, Approval.__table__)
+                  if row["connection_id"] == connection_id]
+    added = {"requests": len(unflushed), "lookups": sum(action in LOOKUPS for action, _ in unflushed),
+             "pending": sum(status == ApprovalStatus.PENDING for _, status in unflushed)}
     for what, limit in limits_here.items():
         if stored[what] + added[what] < limit:
             continue

@@ -9,12 +9,16 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.db import JOBS_ENQUEUED, utcnow
+from api.deferred import defer_insert
 from api.errors import Conflict, NotFound
 from api.ids import new_id
 from api.outbox.kinds import JobStatus
 from api.outbox.models import Job
 
 DEFAULT_MAX_ATTEMPTS = 8
+JOB_TABLE = Job.__table__
+# The columns a new job leaves empty: named, because rows inserted together must name the same columns.
+_UNSET = {"locked_until": None, "last_error": None, "finished_at": None, "reservation": None}
 
 
 async def enqueue(
@@ -31,8 +35,8 @@ async def enqueue(
     values = {"id": new_id("job"), "kind": kind, "payload": payload, "key": key, "status": JobStatus.QUEUED,
               "attempts": 0, "max_attempts": max_attempts, "run_at": run_at or now, "created_at": now}
     if key is None:
-        # A plain add: flushed with the rest of the transaction, in one INSERT with its neighbours.
-        session.add(Job(**values))
+        # Written with the transaction's other queued rows: one INSERT … executemany for all of them.
+        defer_insert(session, JOB_TABLE, {**values, **_UNSET})
     else:
         insert = pg_insert if session.bind.dialect.name == "postgresql" else sqlite_insert
         await session.execute(insert(Job).values(**values).on_conflict_do_nothing(index_elements=["key"]))
