@@ -21,6 +21,7 @@ from api.admission import install_admission
 from api.approvals.authority import Authority
 from api.approvals.decisions import Decisions
 from api.approvals.effects import Effects
+from api.approvals.held_reads import HeldReads
 from api.approvals.routes import router as approvals_router
 from api.approvals.service import ApprovalService
 from api.approvals.waiters import Waiters
@@ -190,6 +191,7 @@ def create_app(settings: Settings | None = None, *, container: Container | None 
         return Response(body, media_type=media_type)
 
     app.add_middleware(BodyLimit)
+    app.add_middleware(HeldReads)  # `GET …?waitMs=` waits in a short stack: ten thousand holds fit in memory
     app.add_middleware(RequestContext)  # outermost: its request id is on every line, errors' included
     return app
 

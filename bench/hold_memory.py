@@ -63,13 +63,13 @@ async def measure(port: int, headers: dict[str, str], count: int, pid: int, work
     rss_before = rss_mb(pid)
 
     holders: list[Conn] = []
-    for start_at in range(0, count, 200):  # connect in steps, within the listen backlog
-        batch = await asyncio.gather(*(Conn.open(port) for _ in ids[start_at:start_at + 200]))
-        holders += batch
     began = time.perf_counter()
     tasks: list[asyncio.Task[None]] = []
     for step in range(0, count, 250):  # in steps, as agents arrive, not ten thousand in one instant
-        for conn, approval_id in zip(holders[step:step + 250], ids[step:step + 250], strict=True):
+        # Connected just before asking: the server closes a connection that sends nothing for 10 s.
+        batch = await asyncio.gather(*(Conn.open(port) for _ in ids[step:step + 250]))
+        holders += batch
+        for conn, approval_id in zip(batch, ids[step:step + 250], strict=True):
             tasks.append(asyncio.create_task(_hold(conn, render("GET", f"/v1/approvals/{approval_id}?waitMs=60000",
                                                                  headers))))
         wanted = min(count, step + 250)

@@ -108,9 +108,12 @@ async def held_requests(port: int, headers: dict[str, str], count: int, pid: int
             await asyncio.sleep(2.0)
         return status, answer
 
-    async def hold(conn: Conn) -> None:
-        # Created asynchronously by a bounded number of agents at a time, then held with `waitMs`.
+    async def hold() -> None:
+        # Created asynchronously by a bounded number of agents at a time, then held with `waitMs`. Each
+        # agent connects when it is about to ask: the server closes a connection that sends nothing
+        # within its header timeout (api/serving.py), as it would an idle client's.
         async with creating:
+            conn = await Conn.open(port)
             status, approval = await call(conn, create)
         if status == 202:
             status = 200
@@ -122,11 +125,7 @@ async def held_requests(port: int, headers: dict[str, str], count: int, pid: int
         conn.close()
 
     began = time.perf_counter()
-    tasks: list[asyncio.Task[None]] = []
-    for start in range(0, count, 200):  # connect in steps, within the server's listen backlog
-        conns = await asyncio.gather(*(Conn.open(port) for _ in range(start, min(count, start + 200))))
-        tasks += [asyncio.create_task(hold(conn)) for conn in conns]
-        await asyncio.sleep(0.02)
+    tasks = [asyncio.create_task(hold()) for _ in range(count)]
     while (held := (await _get(port, "/bench/state", headers))["held"]) < count:
         if time.perf_counter() - began > time_limit / 2 or all(task.done() for task in tasks):
             print(f"  only {held:,} of {count:,} holds opened; deciding those", flush=True)
