@@ -73,7 +73,13 @@ class Settings(BaseSettings):
     log_format: Literal["json", "console"] = Field("json", validation_alias=_alias("LOG_FORMAT"))
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", validation_alias=_alias("LOG_LEVEL"))
     shutdown_grace_seconds: float = Field(10.0, ge=0, validation_alias=_alias("CHEQPOINT_SHUTDOWN_GRACE_SECONDS"))
-    max_concurrency: int = Field(2000, ge=1, validation_alias=_alias("CHEQPOINT_MAX_CONCURRENCY"))
+    # Ten thousand held requests (`timeoutMs`, `waitMs`) fit in one process (docs/performance.md), with room
+    # for the requests that decide them; the process raises its open-files limit to match.
+    max_concurrency: int = Field(12_000, ge=1, validation_alias=_alias("CHEQPOINT_MAX_CONCURRENCY"))
+    # The database pool: connections (unset: the driver's default) and how long a request waits for one
+    # before it is answered 503 with Retry-After (api/admission.py) instead of queueing on.
+    db_pool_size: int | None = Field(None, ge=1, validation_alias=_alias("CHEQPOINT_DB_POOL_SIZE"))
+    db_pool_timeout_seconds: float = Field(10.0, gt=0, validation_alias=_alias("CHEQPOINT_DB_POOL_TIMEOUT_SECONDS"))
     keep_alive_seconds: float = Field(5.0, gt=0, validation_alias=_alias("CHEQPOINT_KEEP_ALIVE_SECONDS"))
     header_timeout_seconds: float = Field(10.0, gt=0, validation_alias=_alias("CHEQPOINT_HEADER_TIMEOUT_SECONDS"))
     body_timeout_seconds: float = Field(30.0, gt=0, validation_alias=_alias("CHEQPOINT_BODY_TIMEOUT_SECONDS"))

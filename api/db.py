@@ -165,12 +165,17 @@ class GroupCommitWriter:
 
 
 class Database:
-    def __init__(self, url: str, *, echo: bool = False, clock: Callable[[], datetime] | None = None) -> None:
+    def __init__(self, url: str, *, echo: bool = False, clock: Callable[[], datetime] | None = None,
+                 pool_size: int | None = None, pool_timeout: float | None = None) -> None:
         self.url = url
         self.is_sqlite = url.startswith("sqlite")
         kwargs: dict[str, Any] = {"echo": echo}
         if not self.is_sqlite:
             kwargs.update(pool_size=20, max_overflow=20, pool_pre_ping=True)
+        if pool_size is not None:  # a fixed pool: exactly this many connections
+            kwargs.update(pool_size=pool_size, max_overflow=0)
+        if pool_timeout is not None:  # past it a checkout raises TimeoutError: api/admission.py answers 503
+            kwargs.update(pool_timeout=pool_timeout)
         self.engine: AsyncEngine = create_async_engine(url, **kwargs)
         if self.is_sqlite:
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)

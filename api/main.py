@@ -16,9 +16,11 @@ from fastapi import APIRouter, FastAPI
 from fastapi.responses import JSONResponse, Response
 from sqlalchemy import text
 
+from api.admission import install_admission
 from api.approvals.authority import Authority
 from api.approvals.decisions import Decisions
 from api.approvals.effects import Effects
+from api.approvals.held_reads import HeldReads
 from api.approvals.review_links import ReviewLinks
 from api.approvals.routes import router as approvals_router
 from api.approvals.service import ApprovalService
@@ -100,7 +102,8 @@ def load_configured_policy(settings: Settings) -> Policy:
 def build_container(settings: Settings, *, clock: Callable[[], datetime] = utcnow,
                     http: httpx.AsyncClient | None = None,
                     surfaces: Sequence[InstalledSurface] = INSTALLED) -> Container:
-    db = Database(settings.database_url, clock=clock)
+    db = Database(settings.database_url, clock=clock, pool_size=settings.db_pool_size,
+                  pool_timeout=settings.db_pool_timeout_seconds)
     http = http or httpx.AsyncClient(timeout=httpx.Timeout(15.0), follow_redirects=False)
     waiters = Waiters(db)
     effects = Effects()
@@ -182,6 +185,7 @@ def create_app(settings: Settings | None = None, *, container: Container | None 
                   description="Human approval in Slack for AI agents that move money on Stripe.")
     app.state.container = container
     install_error_handlers(app)
+    install_admission(app)  # an overloaded database pool answers 503 with Retry-After, not 500
     install_openapi(app)
     app.include_router(approvals_router)
     app.include_router(compat_router)
@@ -208,6 +212,7 @@ def create_app(settings: Settings | None = None, *, container: Container | None 
         return Response(body, media_type=media_type)
 
     app.add_middleware(BodyLimit)
+    app.add_middleware(HeldReads)  # `GET …?waitMs=` waits in a short stack: ten thousand holds fit in memory
     app.add_middleware(RequestContext)  # outermost: its request id is on every line, errors' included
     return app
 

@@ -37,6 +37,10 @@ _TIMEOUT_RESPONSE = (b"HTTP/1.1 408 Request Timeout\r\ncontent-type: text/plain\
 class SlowClientGuard:
     """Mixed into uvicorn's HTTP protocol classes: a deadline for each request to arrive."""
 
+    # Slots, not the instance dict: three more keys in uvicorn's protocol's dict doubled its size, about
+    # 1.5 KB on every connection (bench/hold_memory.py), and ten thousand holds are ten thousand connections.
+    __slots__ = ("_cycle_at_arm", "_deadline", "_phase")
+
     header_timeout: float = 10.0
     body_timeout: float = 30.0
 
@@ -124,12 +128,33 @@ def server_config(app: Any, settings: Settings, *, host: str, port: int) -> uvic
     )
 
 
+def raise_open_files(wanted: int) -> int:
+    """Let the process open `wanted` files (at most the hard limit); the soft limit it now has.
+
+    Each connection is a file: with the usual soft limit of 1,024, accepting would fail long before
+    `limit_concurrency` (ten thousand held requests) is reached.
+    """
+    try:
+        import resource
+    except ImportError:  # pragma: no cover - not on POSIX
+        return wanted
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+    if soft != resource.RLIM_INFINITY and soft < target:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            soft = target
+    return soft
+
+
 class Server(uvicorn.Server):
     """uvicorn's server, which releases holds first when told to stop, and exits 0 on SIGTERM."""
 
     def __init__(self, config: uvicorn.Config, *, on_stop: Callable[[], None]) -> None:
         super().__init__(config)
         self.on_stop = on_stop
+        # Every connection uvicorn may take, plus the database's, the log's and the outbound clients'.
+        raise_open_files((config.limit_concurrency or 0) + 256)
 
     @contextlib.contextmanager
     def capture_signals(self) -> Generator[None, None, None]:
@@ -150,4 +175,4 @@ class Server(uvicorn.Server):
         await super().shutdown(sockets)
 
 
-__all__ = ["Server", "SlowClientGuard", "server_config"]
+__all__ = ["Server", "SlowClientGuard", "raise_open_files", "server_config"]

@@ -43,12 +43,14 @@ class HoldsResult:
     deciding_s: float = 0.0
     released: int = 0
     lost: int = 0  # holds that never came back with their decision
+    refused: int = 0  # requests answered 503 (busy) and sent again
     server_lags: list[float] = field(default_factory=list)
     client_lags: list[float] = field(default_factory=list)
 
     def figures(self) -> dict[str, float]:
         return {"holds": self.count, "rss_idle_mb": self.rss_idle_mb, "rss_held_mb": self.rss_held_mb,
                 "idle_cpu_percent": self.idle_cpu_percent, "released": self.released, "lost": self.lost,
+                "refused_503": self.refused,
                 "decisions_per_s": self.count / self.deciding_s if self.deciding_s else 0.0,
                 "server_release_p50_ms": percentile(self.server_lags, 0.5) * 1000,
                 "server_release_p99_ms": percentile(self.server_lags, 0.99) * 1000,
@@ -59,7 +61,11 @@ class HoldsResult:
 async def _get(port: int, path: str, headers: dict[str, str]) -> Any:
     conn = await Conn.open(port)
     try:
-        status, answer = await conn.call(render("GET", path, headers))
+        for _attempt in range(30):
+            status, answer = await conn.call(render("GET", path, headers))
+            if status != 503:  # busy: asked again after Retry-After
+                break
+            await asyncio.sleep(2.0)
         if status != 200:
             raise SystemExit(f"GET {path} answered {status}: {answer}")
         return answer
@@ -91,25 +97,35 @@ async def held_requests(port: int, headers: dict[str, str], count: int, pid: int
     create = render("POST", "/v1/approvals", headers, BODY)
     creating = asyncio.Semaphore(creators)
 
-    async def hold(conn: Conn) -> None:
-        # Created asynchronously by a bounded number of agents at a time, then held with `waitMs`.
+    async def call(conn: Conn, raw: bytes) -> tuple[int, Any]:
+        # A request refused because the server is busy (503, api/admission.py) stored nothing: it is
+        # sent again after Retry-After, as the SDKs do.
+        for _attempt in range(60):
+            status, answer = await conn.call(raw)
+            if status != 503:
+                return status, answer
+            result.refused += 1
+            await asyncio.sleep(2.0)
+        return status, answer
+
+    async def hold() -> None:
+        # Created asynchronously by a bounded number of agents at a time, then held with `waitMs`. Each
+        # agent connects when it is about to ask: the server closes a connection that sends nothing
+        # within its header timeout (api/serving.py), as it would an idle client's.
         async with creating:
-            status, approval = await conn.call(create)
+            conn = await Conn.open(port)
+            status, approval = await call(conn, create)
         if status == 202:
             status = 200
         while status == 200 and approval["status"] == "pending":
-            status, approval = await conn.call(
-                render("GET", f"/v1/approvals/{approval['approvalId']}?waitMs=60000", headers))
+            status, approval = await call(
+                conn, render("GET", f"/v1/approvals/{approval['approvalId']}?waitMs=60000", headers))
         if status == 200 and approval["status"] == "rejected":
             arrived[approval["approvalId"]] = time.perf_counter()
         conn.close()
 
     began = time.perf_counter()
-    tasks: list[asyncio.Task[None]] = []
-    for start in range(0, count, 200):  # connect in steps, within the server's listen backlog
-        conns = await asyncio.gather(*(Conn.open(port) for _ in range(start, min(count, start + 200))))
-        tasks += [asyncio.create_task(hold(conn)) for conn in conns]
-        await asyncio.sleep(0.02)
+    tasks = [asyncio.create_task(hold()) for _ in range(count)]
     while (held := (await _get(port, "/bench/state", headers))["held"]) < count:
         if time.perf_counter() - began > time_limit / 2 or all(task.done() for task in tasks):
             print(f"  only {held:,} of {count:,} holds opened; deciding those", flush=True)
@@ -132,8 +148,10 @@ async def held_requests(port: int, headers: dict[str, str], count: int, pid: int
         while not queue.empty():
             approval_id = queue.get_nowait()
             clicked[approval_id] = time.perf_counter()
-            status, answer = await conn.call(render("POST", f"/bench/decide/{approval_id}", {}))
-            assert status == 200 and answer["outcome"] == "decided", answer
+            status, answer = await call(conn, render("POST", f"/bench/decide/{approval_id}", {}))
+            # After a 503 the click is sent again; a first attempt may have been recorded before the
+            # refusal (its answer lost), so the second may find the request already decided.
+            assert status == 200 and (answer["outcome"] == "decided" or result.refused), answer
             if pause:
                 await asyncio.sleep(pause)
         conn.close()

@@ -164,6 +164,7 @@ def holds_stage(table: Table, workdir: Path, args: argparse.Namespace, results: 
     table.add("holds: release after decision p99 (server-timed)", figures["server_release_p99_ms"], "< 50 ms",
               figures["server_release_p99_ms"] < 50, " ms")
     table.add("holds: lost", held.lost, "0", held.lost == 0)
+    table.add("holds: requests refused 503 (busy) and sent again", held.refused)
 
 
 def callback_stage(table: Table, workdir: Path, args: argparse.Namespace, results: dict[str, Any]) -> None:

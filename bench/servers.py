@@ -7,25 +7,39 @@ SQLAlchemy async insert per request. `nodb`: the same bare endpoint doing no dat
 the ceiling of the framework on this machine.
 """
 
+import os
 import resource
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import uvicorn
 
+# This checkout's code, not the installed package's (an editable install points at another worktree).
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
 REVIEWER = "UBENCHREVIEWER"
+
+
+def cheqpoint_settings(database_url: str) -> Any:
+    from api.config import Settings
+
+    # One Connection sends the whole load: the per-Connection limits are off, or they would be what is measured.
+    # The bench's reviewer is the one approver, so its decisions pass the same authority check as a click.
+    # The server's own limits (concurrency, the database pool, keep-alive) are the product's defaults,
+    # but for keep-alive: longer than the benchmark's pauses, as behind a load balancer, so idle
+    # kept-alive connections are not closed under the client.
+    return Settings(_env_file=None, database_url=database_url, limit_requests_per_minute=0,
+                    limit_lookups_per_minute=0, limit_pending=0, limit_holds=0, approvers=[REVIEWER],
+                    keep_alive_seconds=75)
 
 
 def cheqpoint_app(database_url: str) -> Any:
     from api.approvals.actors import Actor
-    from api.config import Settings
     from api.main import create_app
 
-    # One Connection sends the whole load: the per-Connection limits are off, or they would be what is measured.
-    # The bench's reviewer is the one approver, so its decisions pass the same authority check as a click.
-    app = create_app(Settings(_env_file=None, database_url=database_url, limit_requests_per_minute=0,
-                              limit_lookups_per_minute=0, limit_pending=0, limit_holds=0, approvers=[REVIEWER]))
+    app = create_app(cheqpoint_settings(database_url))
     container = app.state.container
 
     # Server-side release delay: from the decision's timestamp to the moment the hold lets go.
@@ -62,6 +76,17 @@ def cheqpoint_app(database_url: str) -> Any:
                 Job.status.in_(("queued", "running")), Job.run_at <= container.clock()))
             parked = await session.scalar(select(func.count()).select_from(Job).where(Job.status == "parked"))
         return {"held": container.waiters.held, "jobs_due": due or 0, "jobs_parked": parked or 0}
+
+    @app.post("/bench/snapshot")
+    async def snapshot(path: str) -> dict[str, int]:
+        """A tracemalloc snapshot written to `path` (bench/hold_memory.py; CHEQPOINT_BENCH_TRACEMALLOC)."""
+        import gc
+        import tracemalloc
+
+        gc.collect()
+        taken = tracemalloc.take_snapshot()
+        taken.dump(path)
+        return {"traced": tracemalloc.get_traced_memory()[0]}
 
     return app
 
@@ -109,9 +134,21 @@ if __name__ == "__main__":
     kind, database_url, port = sys.argv[1], sys.argv[2], int(sys.argv[3])
     _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)  # ten thousand holds are ten thousand sockets
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-    app = cheqpoint_app(database_url) if kind == "cheqpoint" else baseline_app(database_url,
-                                                                                no_database=kind == "nodb")
-    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", backlog=4096,
-                # Longer than the benchmark's pauses, as behind a load balancer, so idle kept-alive
-                # connections are not closed under the client.
-                timeout_keep_alive=75)
+    if kind == "cheqpoint":
+        # The product's server, as `cheqpoint serve` runs it: its protocol, concurrency limit and stop.
+        from api.logs import configure_logging
+        from api.serving import Server, server_config
+
+        settings = cheqpoint_settings(database_url)
+        configure_logging("console", "WARNING")  # no access line per request: uvicorn.run's level before
+        app = cheqpoint_app(database_url)
+        config = server_config(app, settings, host="127.0.0.1", port=port)
+        config.backlog = 4096
+        if os.environ.get("CHEQPOINT_BENCH_TRACEMALLOC"):  # frames kept per allocation: hold_memory.py
+            import tracemalloc
+
+            tracemalloc.start(int(os.environ["CHEQPOINT_BENCH_TRACEMALLOC"]))  # after the imports: quicker
+        Server(config, on_stop=app.state.container.waiters.release_all).run()
+    else:
+        app = baseline_app(database_url, no_database=kind == "nodb")
+        uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", backlog=4096, timeout_keep_alive=75)

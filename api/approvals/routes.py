@@ -1,13 +1,15 @@
 """The native intake API, CONTRACT §3."""
 
+import weakref
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Query, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 
 from api.approvals.actors import Actor
 from api.approvals.docs import ApprovalListOut, ApprovalOut
 from api.approvals.enums import ApprovalStatus
+from api.approvals.models import Approval
 from api.approvals.schemas import ApprovalCreate, approval_out
 from api.approvals.service import Intake
 from api.connections.auth import bearer_connection
@@ -20,6 +22,18 @@ Authed = Annotated[Connection, Depends(bearer_connection)]
 
 def _services(request: Request):
     return request.app.state.container
+
+
+# The holds released by one decision share the settled Approval it handed them (waiters.py), and with
+# it one rendering of the answer: the JSON is built once per approval, not once per held request.
+_answers: "weakref.WeakKeyDictionary[Approval, bytes]" = weakref.WeakKeyDictionary()
+
+
+def held_answer(approval: Approval) -> Response:
+    body = _answers.get(approval)
+    if body is None:
+        body = _answers[approval] = FiniteJSONResponse(approval_out(approval)).body
+    return Response(body, media_type="application/json")
 
 
 @router.post("/approvals", status_code=202, response_model=ApprovalOut,
@@ -41,7 +55,7 @@ async def create_approval(
         approval_id, timeout_ms = created.approval.id, body.timeout_ms
         del created, body  # what the hold does not need is not kept while it waits
         approval = await container.approvals.hold(connection.id, approval_id, timeout_ms)
-    return FiniteJSONResponse(approval_out(approval), status_code=200)
+    return held_answer(approval)
 
 
 @router.get("/approvals/{approval_id}", response_model=ApprovalOut)
@@ -50,7 +64,7 @@ async def get_approval(approval_id: str, request: Request, connection: Authed,
     approvals = _services(request).approvals
     async with approvals.hold_slot(connection.id, wait_ms):
         approval = await approvals.hold(connection.id, approval_id, wait_ms)
-    return FiniteJSONResponse(approval_out(approval))
+    return held_answer(approval)
 
 
 @router.get("/approvals", response_model=ApprovalListOut)

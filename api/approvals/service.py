@@ -295,10 +295,10 @@ class ApprovalService:
 
     async def hold(self, connection_id: str | None, approval_id: str, wait_ms: int) -> Approval:
         """The approval once settled, or as it stands after `wait_ms` (capped at MAX_HOLD_MS)."""
-        approval = await self.get(connection_id, approval_id)
-        if approval.is_settled or wait_ms <= 0:
-            return approval
-        del approval
+        if wait_ms <= 0:
+            return await self.get(connection_id, approval_id)
+        # The hold's first load is the ownership check and the state read both: one read per hold, and
+        # no session is kept while it waits (each load opens and closes its own).
         return await self.waiters.hold(approval_id, min(wait_ms, MAX_HOLD_MS) / 1000,
                                        lambda: self.get(connection_id, approval_id))
 

@@ -16,7 +16,6 @@ not the number of holds: ten thousand idle holds cost the same query as one.
 import asyncio
 import contextlib
 import logging
-from collections import defaultdict
 from collections.abc import Awaitable, Callable
 
 from sqlalchemy import func, select
@@ -34,12 +33,18 @@ POLL_PAGE = 1000  # audit entries read per query
 NEVER_SETTLES = ("approval.created", "approval.vote", "approval.revised", "approval.verified", "execution.running")
 
 
+def _wake(wakeup: "asyncio.Future[None]") -> None:
+    if not wakeup.done():
+        wakeup.set_result(None)
+
+
 class Waiters:
     def __init__(self, db: Database, *, poll_seconds: float = 0.25) -> None:
         self.db = db
         self.poll_seconds = poll_seconds
-        self._events: dict[str, asyncio.Event] = {}
-        self._holders: dict[str, int] = defaultdict(int)
+        # The holds waiting on each approval, one future each. A future and a timer are all a waiting
+        # hold keeps here (no Event, no timeout context): ten thousand holds are ten thousand of them.
+        self._waiting: dict[str, list[asyncio.Future[None]]] = {}
         # A settled approval handed over by the code that settled it, so its holds skip a database read.
         self._handed: dict[str, Approval] = {}
         self._tasks: list[asyncio.Task[None]] = []
@@ -53,48 +58,67 @@ class Waiters:
                    load: Callable[[], Awaitable[Approval]]) -> Approval:
         """Return the approval once settled, or as it stands when `seconds` have passed.
 
-        The hold is registered before the first load, so a decision committed in between still wakes it.
+        The hold is registered before each load, so a decision committed in between still wakes it.
         """
-        event = self._events.setdefault(approval_id, asyncio.Event())
-        self._holders[approval_id] += 1
-        deadline = asyncio.get_running_loop().time() + seconds
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + seconds
+        wakeup = self._register(approval_id, loop)
         try:
             approval = await load()
             while True:
-                remaining = deadline - asyncio.get_running_loop().time()
-                if approval.is_settled or remaining <= 0 or self._releasing:
+                if approval.is_settled or loop.time() >= deadline or self._releasing:
                     return approval
                 del approval  # not kept while waiting: a thousand holds would keep a thousand rows
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(remaining):
-                        await event.wait()
-                event.clear()
+                timer = loop.call_at(deadline, _wake, wakeup)
+                try:
+                    await wakeup
+                finally:
+                    timer.cancel()
+                # The next wake-up is registered before the old one goes, so the approval's handed
+                # state (dropped with its last hold) stays for this read.
+                woken, wakeup = wakeup, self._register(approval_id, loop)
+                self._unregister(approval_id, woken)
                 handed = self._handed.get(approval_id)
                 approval = handed if handed is not None else await load()
         finally:
-            self._holders[approval_id] -= 1
-            if self._holders[approval_id] == 0:
-                del self._holders[approval_id]
-                self._events.pop(approval_id, None)
-                self._handed.pop(approval_id, None)
+            self._unregister(approval_id, wakeup)
+
+    def _register(self, approval_id: str, loop: asyncio.AbstractEventLoop) -> "asyncio.Future[None]":
+        wakeup: asyncio.Future[None] = loop.create_future()
+        if self._releasing:
+            wakeup.set_result(None)
+        self._waiting.setdefault(approval_id, []).append(wakeup)
+        return wakeup
+
+    def _unregister(self, approval_id: str, wakeup: "asyncio.Future[None]") -> None:
+        waiting = self._waiting.get(approval_id)
+        if waiting is None:
+            return
+        with contextlib.suppress(ValueError):
+            waiting.remove(wakeup)
+        if not waiting:
+            del self._waiting[approval_id]
+            self._handed.pop(approval_id, None)
 
     def notify(self, approval_id: str, settled: Approval | None = None) -> None:
         """Wake the holds on `approval_id`; `settled` is its final state, when the caller has it."""
-        event = self._events.get(approval_id)
-        if event is not None:
+        waiting = self._waiting.get(approval_id)
+        if waiting:
             if settled is not None and settled.is_settled:
                 self._handed[approval_id] = settled
-            event.set()
+            for wakeup in waiting:
+                _wake(wakeup)
 
     def release_all(self) -> None:
         """Answer every hold now, and every later one at once (the server is stopping)."""
         self._releasing = True
-        for event in self._events.values():
-            event.set()
+        for waiting in self._waiting.values():
+            for wakeup in waiting:
+                _wake(wakeup)
 
     @property
     def held(self) -> int:
-        return len(self._events)
+        return len(self._waiting)
 
     async def start(self) -> None:
         with contextlib.suppress(Exception):  # unreachable now: the poller takes its mark later
@@ -136,12 +160,12 @@ class Waiters:
 
     async def _poll_once(self) -> None:
         """Wake the holds on every approval that changed since the last poll."""
-        if not self._events:
+        if not self._waiting:
             # Nobody holds: only move the mark forward (one index lookup). A hold registered while
             # the lookup ran loaded its approval at an unknown moment, so the mark then stays put.
             async with self.db.read() as session:
                 head = await session.scalar(select(func.max(AuditEvent.seq)))
-            if not self._events:
+            if not self._waiting:
                 self._seen_seq = head or 0
             return
         async with self.db.read() as session:
@@ -149,7 +173,7 @@ class Waiters:
                 # No mark yet (the database was unreachable at start): take one and have every hold
                 # reload once, after it, so a change committed before the mark is not missed.
                 self._seen_seq = await session.scalar(select(func.max(AuditEvent.seq))) or 0
-                for approval_id in list(self._events):
+                for approval_id in list(self._waiting):
                     self.notify(approval_id)
                 return
             while True:

@@ -14,6 +14,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from api.admission import overloaded
 from api.approvals.models import Approval
 from api.compat.docs import InboundOut, RequestCreatedOut, RequestOut
 from api.compat.schemas import MAX_WAIT_MS, CompatCreate, compat_view, inbound_view, upper_status
@@ -48,7 +49,10 @@ class CompatRoute(ParsedBodyRoute):
                 return compat_error(app_error_status(exc), error_message(exc.detail, exc.errors), exc.headers())
             except StarletteHTTPException as exc:
                 return compat_error(exc.status_code, str(exc.detail))
-            except Exception:
+            except Exception as exc:
+                refused = overloaded(exc)  # the database could not serve in time: 503, come back later
+                if refused is not None:
+                    return compat_error(refused.status, refused.detail, refused.headers())
                 log.exception("unhandled error on the compatible API")
                 return compat_error(500, "something went wrong on our side; nothing was lost")
 

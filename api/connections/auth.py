@@ -8,6 +8,7 @@ working within `CACHE_SECONDS`. A previous key after a rotation works until its 
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from fastapi import Request
 
@@ -65,9 +66,13 @@ class KeyCache:
 
 
 async def connection_for_key(request: Request, key: str | None) -> Connection:
+    return await authenticate(request.app.state.container, key)
+
+
+async def authenticate(container: Any, key: str | None) -> Connection:
+    """The Connection a key names (cached, shared look-ups), or Unauthorized."""
     if not key:
         raise Unauthorized("a Connection Key is required")
-    container = request.app.state.container
     cache: KeyCache = container.key_cache
     key_hash = hash_key(key)
 
@@ -84,8 +89,12 @@ async def connection_for_key(request: Request, key: str | None) -> Connection:
 
 
 async def bearer_connection(request: Request) -> Connection:
-    header = request.headers.get("authorization", "")
+    return await authenticate_bearer(request.app.state.container, request.headers.get("authorization", ""))
+
+
+async def authenticate_bearer(container: Any, header: str) -> Connection:
+    """The Connection of an `Authorization: Bearer …` header (api/approvals/held_reads.py calls it too)."""
     scheme, _, key = header.partition(" ")
     if scheme.lower() != "bearer" or not key.strip():
         raise Unauthorized("send the Connection Key as `Authorization: Bearer cq_…`")
-    return await connection_for_key(request, key.strip())
+    return await authenticate(container, key.strip())
