@@ -8,7 +8,8 @@ from api.db import Base
 from api.limits.models import Hold
 from api.outbox.models import Job, JobAttempt, RateBudget
 from api.stripe_webhooks.models import StripeEvent
+from api.usage.models import UsageTotal
 from bot.models import Claim, Digest, DigestItem  # Slack's own tables live with the adapter
 
 __all__ = ["Approval", "AuditEvent", "Base", "CallbackAttempt", "CallbackDelivery", "Claim", "Connection",
-           "Decision", "Digest", "DigestItem", "Hold", "Job", "JobAttempt", "RateBudget", "StripeEvent"]
+           "Decision", "Digest", "DigestItem", "Hold", "Job", "JobAttempt", "RateBudget", "StripeEvent", "UsageTotal"]

@@ -25,6 +25,7 @@ class CreatePayout(ActionSpec):
     name = "create_payout"
     title = "Create payout"
     details_model = CreatePayoutDetails
+    totals_group = "payouts"
     editable = (
         # A reviewer may send less money out than the agent asked for, never more.
         EditableField("amount_cents", "Payout amount", "amount", lower_only=True),

@@ -32,6 +32,8 @@ class IssueRefund(ActionSpec):
     name = "issue_refund"
     title = "Issue refund"
     details_model = IssueRefundDetails
+    totals_group = "refunds"
+    totals_per_customer = True  # one Stripe account serves every Connection: a customer's refunds add up
     # "Never above what is still refundable" needs Stripe: StripeGateway.refundable_amount().
     editable = (
         EditableField("amount_cents", "Refund amount", "amount"),

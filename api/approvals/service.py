@@ -36,6 +36,7 @@ from api.ids import new_id
 from api.limits import HoldSlots, IntakeGate, IntakeLimits, Ticket, check_before_lookup, serialize
 from api.outbox.service import enqueue
 from api.policy import Policy, PolicyDecision, PolicyInput, Totals, empty_totals
+from api.usage import track as usage
 
 log = logging.getLogger(__name__)
 APPROVAL_ID = re.compile(r"apr_[0-9a-z]{1,60}")
@@ -159,6 +160,7 @@ class ApprovalService:
             # Rows are not flushed here: a group commit inserts its rows together at its end (queries
             # of later callers in the batch autoflush them, so those callers do count them).
             session.add(approval)
+            usage.added(session, approval)  # counted from now; a rule's rejection below takes it off again
             audit.record(session, "approval.created", approval_id=approval.id, connection_id=connection.id,
                          actor={"type": "connection", "id": connection.id, "name": connection.name},
                          after=state.snapshot(approval),
