@@ -29,17 +29,19 @@ def approval(number: int, action: str, status: str, details: dict[str, Any], age
             "execution_result": result, "created_at": at, "updated_at": at, "version": 1, "revision": 1}
 
 
-STORED = [
-    approval(1, "issue_refund", "pending", {"charge_id": "ch_1", "amount_cents": 1500, "currency": "usd",
-                                            "customer_id": CUSTOMER}, timedelta(minutes=3)),
-    approval(2, "issue_refund", "approved", {"charge_id": "ch_2", "currency": "usd", "customer_id": CUSTOMER},
-             timedelta(hours=5, minutes=17), result={"id": "re_2", "amount": 4200, "status": "succeeded"}),
-    approval(3, "issue_refund", "rejected", {"charge_id": "ch_3", "amount_cents": 9900, "currency": "usd",
-                                             "customer_id": CUSTOMER}, timedelta(hours=1)),
-    approval(4, "create_payout", "pending", {"amount_cents": 7000, "currency": "eur"}, timedelta(hours=23, minutes=59)),
-    approval(5, "issue_refund", "approved", {"charge_id": "ch_5", "amount_cents": 800, "currency": "usd",
-                                             "customer_id": CUSTOMER}, timedelta(hours=30)),
-]
+def stored() -> list[dict[str, Any]]:
+    """Built when the test runs: their ages are counted from then."""
+    return [
+        approval(1, "issue_refund", "pending", {"charge_id": "ch_1", "amount_cents": 1500, "currency": "usd",
+                                                "customer_id": CUSTOMER}, timedelta(minutes=3)),
+        approval(2, "issue_refund", "approved", {"charge_id": "ch_2", "currency": "usd", "customer_id": CUSTOMER},
+                 timedelta(hours=5, minutes=17), result={"id": "re_2", "amount": 4200, "status": "succeeded"}),
+        approval(3, "issue_refund", "rejected", {"charge_id": "ch_3", "amount_cents": 9900, "currency": "usd",
+                                                 "customer_id": CUSTOMER}, timedelta(hours=1)),
+        approval(4, "create_payout", "pending", {"amount_cents": 7000, "currency": "eur"}, timedelta(hours=23)),
+        approval(5, "issue_refund", "approved", {"charge_id": "ch_5", "amount_cents": 800, "currency": "usd",
+                                                 "customer_id": CUSTOMER}, timedelta(hours=30)),
+    ]
 
 
 async def _at_0009(url: str) -> None:
@@ -61,7 +63,7 @@ async def _at_0009(url: str) -> None:
                 sync.execute(connections.insert().values(id="con_old", name="old", key_prefix="cq_old",
                                                          key_hash="1" * 64, webhook_secret="whsec_old",
                                                          created_at=datetime.now(UTC)))
-                sync.execute(approvals.insert(), STORED)
+                sync.execute(approvals.insert(), stored())
             await connection.run_sync(insert)
     finally:
         await db.close()

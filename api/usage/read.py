@@ -7,11 +7,12 @@ hour buckets from H on (at most 25 rows per counter), minute buckets in [M, H) (
 approvals themselves in [S, M): less than a minute of them, found by index. One statement.
 """
 
+import functools
 from collections import defaultdict
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, literal_column, select, union_all
+from sqlalchemy import bindparam, func, literal_column, select, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.approvals.models import Approval
@@ -23,27 +24,43 @@ from api.usage.models import UsageTotal
 from api.usage.track import queued
 
 T = UsageTotal.__table__
+# Every value is a bound parameter, so the statement is built once per shape (with or without a
+# customer, a currency) and its compiled form is reused: building it per request cost more than
+# running it.
+_START, _MINUTE, _HOUR = bindparam("start"), bindparam("minute"), bindparam("hour")
+_CURRENCY = bindparam("currency")
+_ACTIONS = {"connection": bindparam("connection_actions", expanding=True),
+            "customer": bindparam("customer_actions", expanding=True)}
+_SUBJECT = {"connection": bindparam("connection_id"), "customer": bindparam("customer_id")}
 
 
-def _buckets(scope: str, subject: str, actions: tuple[str, ...], currency: str | None,
-             hour: datetime, minute: datetime) -> list[Any]:
-    mine = [T.c.scope == scope, T.c.subject == subject, T.c.action.in_(actions)]
-    if currency is not None:
-        mine.append(T.c.currency == currency)
+def _buckets(scope: str, currency: bool) -> list[Any]:
+    mine = [T.c.scope == scope, T.c.subject == _SUBJECT[scope], T.c.action.in_(_ACTIONS[scope])]
+    if currency:
+        mine.append(T.c.currency == _CURRENCY)
     columns = (literal_column(f"'{scope}'").label("part"), T.c.action, T.c.count, T.c.amount)
-    return [select(*columns).where(*mine, T.c.span == HOUR, T.c.starts_at >= hour),
-            select(*columns).where(*mine, T.c.span == MINUTE, T.c.starts_at >= minute, T.c.starts_at < hour)]
+    return [select(*columns).where(*mine, T.c.span == HOUR, T.c.starts_at >= _HOUR),
+            select(*columns).where(*mine, T.c.span == MINUTE, T.c.starts_at >= _MINUTE, T.c.starts_at < _HOUR)]
 
 
-def _edge(scope: str, conditions: list[Any], actions: tuple[str, ...], currency: str | None,
-          start: datetime, minute: datetime) -> Any:
-    where = [*conditions, Approval.created_at >= start, Approval.created_at < minute,
-             Approval.status.in_(COUNTED), Approval.action.in_(actions)]
-    if currency is not None:
-        where.append(Approval.details["currency"].as_string() == currency)
+def _edge(scope: str, currency: bool) -> Any:
+    subject = (Approval.connection_id == _SUBJECT[scope] if scope == "connection"
+               else Approval.details["customer_id"].as_string() == _SUBJECT[scope])
+    where = [subject, Approval.created_at >= _START, Approval.created_at < _MINUTE,
+             # `status || ''`: SQLite has no statistics and would rather walk every pending request by
+             # the status index than take the time range; the edge minute is what bounds this read.
+             Approval.status.concat("").in_(COUNTED), Approval.action.in_(_ACTIONS[scope])]
+    if currency:
+        where.append(Approval.details["currency"].as_string() == _CURRENCY)
     sums = (func.count(), func.coalesce(func.sum(amount_expression()), 0))
     return select(literal_column(f"'{scope}'").label("part"), Approval.action, *sums).where(*where).group_by(
         Approval.action)
+
+
+@functools.cache
+def _statement(customer: bool, currency: bool) -> Any:
+    scopes = ("connection", "customer") if customer else ("connection",)
+    return union_all(*(part for scope in scopes for part in (*_buckets(scope, currency), _edge(scope, currency))))
 
 
 async def running_totals(session: AsyncSession, connection: Connection, action: str, details: dict[str, Any],
@@ -53,20 +70,17 @@ async def running_totals(session: AsyncSession, connection: Connection, action: 
     minute, hour = bucket_end_or_same(start, MINUTE), bucket_end_or_same(start, HOUR)
     wanted = currency if isinstance(currency := details.get("currency"), str) and currency else None
     mine = tuple(sorted({*group_actions("refunds"), *group_actions("payouts"), action}))
-    parts: list[Any] = [*_buckets("connection", connection.id, mine, wanted, hour, minute),
-                        _edge("connection", [Approval.connection_id == connection.id], mine, wanted, start, minute)]
-    customer = details.get("customer_id")
     refunds = customer_actions()
-    if isinstance(customer, str) and customer and refunds:
-        parts += [*_buckets("customer", customer, refunds, wanted, hour, minute),
-                  _edge("customer", [Approval.details["customer_id"].as_string() == customer], refunds, wanted,
-                        start, minute)]
-    else:
+    customer = details.get("customer_id")
+    if not (isinstance(customer, str) and customer and refunds):
         customer = None
+    values = {"start": start, "minute": minute, "hour": hour, "currency": wanted, "connection_id": connection.id,
+              "connection_actions": list(mine), "customer_id": customer, "customer_actions": list(refunds)}
+    statement = _statement(customer is not None, wanted is not None)
     await _flush_edge_changes(session, start, minute)
     sums: defaultdict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0])
     with session.no_autoflush:  # the counters are written at commit; what is queued is added below
-        rows = (await session.execute(union_all(*parts))).all()
+        rows = (await session.execute(statement, values)).all()
     for part, name, count, amount in rows:
         sums[(part, name)][0] += int(count or 0)
         sums[(part, name)][1] += int(amount or 0)
