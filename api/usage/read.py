@@ -29,13 +29,16 @@ T = UsageTotal.__table__
 # running it.
 _START, _MINUTE, _HOUR = bindparam("start"), bindparam("minute"), bindparam("hour")
 _CURRENCY = bindparam("currency")
-_ACTIONS = {"connection": bindparam("connection_actions", expanding=True),
-            "customer": bindparam("customer_actions", expanding=True)}
+# Actions are one parameter each, not an expanding list: expanding re-renders the SQL on every
+# execution, which cost more than the query.
+_ACTIONS = {scope: [bindparam(f"{scope}_action_{i}") for i in range(8)] for scope in ("connection", "customer")}
+if len({*group_actions("refunds"), *group_actions("payouts")}) >= len(_ACTIONS["connection"]):
+    raise RuntimeError("more refund and payout actions than the totals statement has parameters for")
 _SUBJECT = {"connection": bindparam("connection_id"), "customer": bindparam("customer_id")}
 
 
-def _buckets(scope: str, currency: bool) -> list[Any]:
-    mine = [T.c.scope == scope, T.c.subject == _SUBJECT[scope], T.c.action.in_(_ACTIONS[scope])]
+def _buckets(scope: str, actions: int, currency: bool) -> list[Any]:
+    mine = [T.c.scope == scope, T.c.subject == _SUBJECT[scope], T.c.action.in_(_ACTIONS[scope][:actions])]
     if currency:
         mine.append(T.c.currency == _CURRENCY)
     columns = (literal_column(f"'{scope}'").label("part"), T.c.action, T.c.count, T.c.amount)
@@ -43,13 +46,13 @@ def _buckets(scope: str, currency: bool) -> list[Any]:
             select(*columns).where(*mine, T.c.span == MINUTE, T.c.starts_at >= _MINUTE, T.c.starts_at < _HOUR)]
 
 
-def _edge(scope: str, currency: bool) -> Any:
+def _edge(scope: str, actions: int, currency: bool) -> Any:
     subject = (Approval.connection_id == _SUBJECT[scope] if scope == "connection"
                else Approval.details["customer_id"].as_string() == _SUBJECT[scope])
     where = [subject, Approval.created_at >= _START, Approval.created_at < _MINUTE,
              # `status || ''`: SQLite has no statistics and would rather walk every pending request by
              # the status index than take the time range; the edge minute is what bounds this read.
-             Approval.status.concat("").in_(COUNTED), Approval.action.in_(_ACTIONS[scope])]
+             Approval.status.concat("").in_(COUNTED), Approval.action.in_(_ACTIONS[scope][:actions])]
     if currency:
         where.append(Approval.details["currency"].as_string() == _CURRENCY)
     sums = (func.count(), func.coalesce(func.sum(amount_expression()), 0))
@@ -58,9 +61,11 @@ def _edge(scope: str, currency: bool) -> Any:
 
 
 @functools.cache
-def _statement(customer: bool, currency: bool) -> Any:
-    scopes = ("connection", "customer") if customer else ("connection",)
-    return union_all(*(part for scope in scopes for part in (*_buckets(scope, currency), _edge(scope, currency))))
+def _statement(connection_actions: int, customer_actions: int, currency: bool) -> Any:
+    """`customer_actions` 0: the request names no customer, that scope is left out."""
+    scopes = {"connection": connection_actions, "customer": customer_actions}
+    return union_all(*(part for scope, actions in scopes.items() if actions
+                       for part in (*_buckets(scope, actions, currency), _edge(scope, actions, currency))))
 
 
 async def running_totals(session: AsyncSession, connection: Connection, action: str, details: dict[str, Any],
@@ -74,9 +79,11 @@ async def running_totals(session: AsyncSession, connection: Connection, action: 
     customer = details.get("customer_id")
     if not (isinstance(customer, str) and customer and refunds):
         customer = None
+    theirs = refunds if customer is not None else ()
     values = {"start": start, "minute": minute, "hour": hour, "currency": wanted, "connection_id": connection.id,
-              "connection_actions": list(mine), "customer_id": customer, "customer_actions": list(refunds)}
-    statement = _statement(customer is not None, wanted is not None)
+              "customer_id": customer, **{f"connection_action_{i}": name for i, name in enumerate(mine)},
+              **{f"customer_action_{i}": name for i, name in enumerate(theirs)}}
+    statement = _statement(len(mine), len(theirs), wanted is not None)
     await _flush_edge_changes(session, start, minute)
     sums: defaultdict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0])
     with session.no_autoflush:  # the counters are written at commit; what is queued is added below
