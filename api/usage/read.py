@@ -9,7 +9,7 @@ approvals themselves in [S, M): less than a minute of them, found by index. One 
 
 import functools
 from collections import defaultdict
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import bindparam, func, literal_column, select, union_all
@@ -21,13 +21,13 @@ from api.policy.totals import ActionTotals, ConnectionTotals, CustomerTotals, To
 from api.policy.usage import amount_expression
 from api.usage.keys import COUNTED, HOUR, MINUTE, WINDOW, bucket_end_or_same, customer_actions, group_actions, utc
 from api.usage.models import UsageTotal
-from api.usage.track import queued
+from api.usage.track import READS, queued
 
 T = UsageTotal.__table__
 # Every value is a bound parameter, so the statement is built once per shape (with or without a
 # customer, a currency) and its compiled form is reused: building it per request cost more than
 # running it.
-_START, _MINUTE, _HOUR = bindparam("start"), bindparam("minute"), bindparam("hour")
+_EDGE, _MINUTE, _HOUR = bindparam("edge"), bindparam("minute"), bindparam("hour")
 _CURRENCY = bindparam("currency")
 # Actions are one parameter each, not an expanding list: expanding re-renders the SQL on every
 # execution, which cost more than the query.
@@ -41,7 +41,7 @@ def _buckets(scope: str, actions: int, currency: bool) -> list[Any]:
     mine = [T.c.scope == scope, T.c.subject == _SUBJECT[scope], T.c.action.in_(_ACTIONS[scope][:actions])]
     if currency:
         mine.append(T.c.currency == _CURRENCY)
-    columns = (literal_column(f"'{scope}'").label("part"), T.c.action, T.c.count, T.c.amount)
+    columns = (literal_column(f"'{scope}'").label("part"), T.c.action, T.c.starts_at, T.c.count, T.c.amount)
     return [select(*columns).where(*mine, T.c.span == HOUR, T.c.starts_at >= _HOUR),
             select(*columns).where(*mine, T.c.span == MINUTE, T.c.starts_at >= _MINUTE, T.c.starts_at < _HOUR)]
 
@@ -49,15 +49,16 @@ def _buckets(scope: str, actions: int, currency: bool) -> list[Any]:
 def _edge(scope: str, actions: int, currency: bool) -> Any:
     subject = (Approval.connection_id == _SUBJECT[scope] if scope == "connection"
                else Approval.details["customer_id"].as_string() == _SUBJECT[scope])
-    where = [subject, Approval.created_at >= _START, Approval.created_at < _MINUTE,
+    where = [subject, Approval.created_at >= _EDGE, Approval.created_at < _MINUTE,
              # `status || ''`: SQLite has no statistics and would rather walk every pending request by
              # the status index than take the time range; the edge minute is what bounds this read.
              Approval.status.concat("").in_(COUNTED), Approval.action.in_(_ACTIONS[scope][:actions])]
     if currency:
         where.append(Approval.details["currency"].as_string() == _CURRENCY)
-    sums = (func.count(), func.coalesce(func.sum(amount_expression()), 0))
-    return select(literal_column(f"'{scope}'").label("part"), Approval.action, *sums).where(*where).group_by(
-        Approval.action)
+    # One row per approval (at most a minute of them) rather than sums: what is read is kept for the
+    # transaction and serves every request whose window starts in that minute (track.READS).
+    return select(literal_column(f"'{scope}-edge'"), Approval.action, Approval.created_at, literal_column("1"),
+                  func.coalesce(amount_expression(), 0)).where(*where)
 
 
 @functools.cache
@@ -80,15 +81,13 @@ async def running_totals(session: AsyncSession, connection: Connection, action: 
     if not (isinstance(customer, str) and customer and refunds):
         customer = None
     theirs = refunds if customer is not None else ()
-    values = {"start": start, "minute": minute, "hour": hour, "currency": wanted, "connection_id": connection.id,
-              "customer_id": customer, **{f"connection_action_{i}": name for i, name in enumerate(mine)},
-              **{f"customer_action_{i}": name for i, name in enumerate(theirs)}}
-    statement = _statement(len(mine), len(theirs), wanted is not None)
-    await _flush_edge_changes(session, start, minute)
     sums: defaultdict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0])
-    with session.no_autoflush:  # the counters are written at commit; what is queued is added below
-        rows = (await session.execute(statement, values)).all()
-    for part, name, count, amount in rows:
+    for part, name, created_at, count, amount in await _stored(session, connection.id, customer, wanted, mine,
+                                                               theirs, minute, hour):
+        if part.endswith("-edge"):
+            if created_at < start:
+                continue
+            part = part.removesuffix("-edge")
         sums[(part, name)][0] += int(count or 0)
         sums[(part, name)][1] += int(amount or 0)
     for (scope, subject, name, currency, span, starts_at), (count, amount) in queued(session).items():
@@ -112,11 +111,23 @@ async def running_totals(session: AsyncSession, connection: Connection, action: 
     )
 
 
-async def _flush_edge_changes(session: AsyncSession, start: datetime, minute: datetime) -> None:
-    """The edge is read from the approvals table: an approval of the edge minute changed earlier in
-    this transaction (a group commit) and not flushed yet must be flushed first. Rarely any."""
-    if start == minute:
-        return
-    if any(isinstance(row, Approval) and row.created_at is not None and start <= utc(row.created_at) < minute
+async def _stored(session: AsyncSession, connection_id: str, customer: str | None, currency: str | None,
+                  mine: tuple[str, ...], theirs: tuple[str, ...], minute: datetime, hour: datetime) -> list[Any]:
+    """The counters' rows and the edge minute's approvals, read once per transaction (track.READS)."""
+    key = (connection_id, customer, currency, mine, theirs, minute, hour)
+    reads = session.info.setdefault(READS, {})
+    if key in reads:
+        return reads[key][2]
+    edge = minute - timedelta(seconds=MINUTE)
+    # An approval of the edge minute changed earlier in this transaction and not flushed yet (a
+    # group commit) must be in the table before it is read. Rarely any.
+    if any(isinstance(row, Approval) and row.created_at is not None and edge <= utc(row.created_at) < minute
            for row in (*session.new, *session.dirty)):
         await session.flush()
+    values = {"edge": edge, "minute": minute, "hour": hour, "currency": currency, "connection_id": connection_id,
+              "customer_id": customer, **{f"connection_action_{i}": name for i, name in enumerate(mine)},
+              **{f"customer_action_{i}": name for i, name in enumerate(theirs)}}
+    with session.no_autoflush:  # the counters are written at commit; what is queued is added by the caller
+        rows = list((await session.execute(_statement(len(mine), len(theirs), currency is not None), values)).all())
+    reads[key] = (edge, minute, rows)
+    return rows

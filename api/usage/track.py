@@ -13,7 +13,11 @@ at commit rather than at each change:
   lock last, see api/audit/chain.py): a transaction never waits for a counter while holding it.
 
 Reads in the same transaction add what is queued (`queued()`), so a later request in a group
-commit counts the earlier ones.
+commit counts the earlier ones. What they read from the database does not change until the commit
+(the counters are written then), so it is kept for the transaction (`READS`, see `read.py`): a
+group commit of many requests of one Connection reads it once. The exception is the edge minute,
+read from the approvals themselves: a change to an approval created in a kept edge minute drops
+what was kept.
 """
 
 from collections import defaultdict
@@ -28,6 +32,7 @@ from api.usage.keys import SPANS, Key, Sums, bucket_start, contributions
 from api.usage.models import UsageTotal
 
 QUEUED = "cheqpoint.usage_queued"
+READS = "cheqpoint.usage_reads"  # key → (edge minute's start, its end, rows), see read.py
 CHUNK = 500  # rows per statement: 8 parameters each stays far below SQLite's limit
 
 # (scope, subject, action, currency, span, starts_at) → [count, amount]
@@ -49,6 +54,11 @@ def changed(session: Any, approval: Any, before: dict[Key, Sums]) -> None:
     after = contributions(approval)
     if after == before:
         return
+    reads = session.info.get(READS)
+    if reads:
+        created = approval.created_at
+        for key in [key for key, (edge_from, edge_to, _rows) in reads.items() if edge_from <= created < edge_to]:
+            del reads[key]
     queue: defaultdict[Bucketed, list[int]] = session.info.setdefault(QUEUED, defaultdict(lambda: [0, 0]))
     for key in before.keys() | after.keys():
         count = after.get(key, (0, 0))[0] - before.get(key, (0, 0))[0]
@@ -75,6 +85,7 @@ def _upsert(dialect: str, rows: list[dict[str, Any]]) -> Any:
 
 
 def _write_queued(session: Session) -> None:
+    session.info.pop(READS, None)  # the counters change now
     pending: dict[Bucketed, list[int]] = session.info.pop(QUEUED, None) or {}
     rows = [dict(zip(("scope", "subject", "action", "currency", "span", "starts_at"), key, strict=True),
                  count=sums[0], amount=sums[1])
@@ -88,6 +99,7 @@ def _write_queued(session: Session) -> None:
 
 def _drop_queued(session: Session, _previous_transaction: Any) -> None:
     session.info.pop(QUEUED, None)
+    session.info.pop(READS, None)
 
 
 # `insert=True`: ahead of the audit chain's hook whichever module is imported first (see above).
