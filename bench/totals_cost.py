@@ -57,6 +57,7 @@ async def per_read(db: Database, connection: Any, read: Any, now: datetime, read
     cpu, wall = time.process_time(), time.perf_counter()
     async with db.read() as session:
         for _ in range(reads):
+            session.info.pop(track.READS, None)  # what a transaction keeps of its reads: measure the read
             await read(session, connection, "issue_refund", DETAILS, now)
     return ((time.process_time() - cpu) / reads * 1000, (time.perf_counter() - wall) / reads * 1000)
 
