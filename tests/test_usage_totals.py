@@ -187,3 +187,34 @@ async def test_running_totals_equal_the_exact_query_after_every_step(make_settin
 async def _first(service: Any) -> str:
     async with service.container.db.read() as session:
         return (await session.scalars(select(Connection.id))).one()
+
+
+async def test_a_change_to_the_edge_minute_in_the_same_transaction_is_seen_by_the_next_read(
+        make_settings, clock, tmp_path):
+    """A SQLite group commit runs many requests in one transaction and keeps what it read of the
+    totals; a request of the window's first minute decided in between must stop counting at once."""
+    from datetime import UTC, datetime
+
+    from api.approvals import state
+
+    clock.now = datetime(2026, 3, 2, 9, 41, 30, tzinfo=UTC)
+    with FakeStripe() as fake:
+        async with stripe_service(make_settings, clock, fake, policy_file=write_policy(tmp_path, POLICY)) as service:
+            charge = fake.add_charge(5000, "usd", customer=CUSTOMERS[0])
+            created = await service.accepted("issue_refund", {"charge_id": charge["id"], "amount_cents": 4000})
+            clock.advance(hours=24, seconds=-10)  # the window now starts 10 s before it, in the same minute
+            container = service.container
+
+            async def decide_between_reads(session: Any) -> list[Any]:
+                connection = (await session.scalars(select(Connection))).one()
+                details = {"currency": "usd", "customer_id": CUSTOMERS[0]}
+                seen = [await running_totals(session, connection, "issue_refund", details, clock.now)]
+                approval = await session.get(Approval, created["approvalId"])
+                await state.finalize(session, container.effects, approval, "rejected", OPS, "no")
+                seen.append(await running_totals(session, connection, "issue_refund", details, clock.now))
+                seen.append(await compute_totals(session, connection, "issue_refund", details, clock.now))
+                return seen
+
+            before, after, exact = await container.db.write(decide_between_reads)
+    assert before.customer.refunds_24h_count == 1 and before.connection.refunds_24h_cents == 4000
+    assert after == exact and after.customer.refunds_24h_count == 0
