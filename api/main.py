@@ -39,10 +39,10 @@ from api.openapi import install_openapi
 from api.outbox.registry import JobContext, JobRegistry
 from api.outbox.worker import Worker
 from api.policy import Policy, default_policy, load_policy
-from api.policy.usage import compute_totals
 from api.stripe_webhooks.routes import router as stripe_webhooks_router
 from api.surfaces.installed import INSTALLED, InstalledSurface, install_all
 from api.surfaces.port import DecisionSurface
+from api.usage.read import running_totals
 
 log = logging.getLogger("cheqpoint")
 
@@ -112,7 +112,7 @@ def build_container(settings: Settings, *, clock: Callable[[], datetime] = utcno
         settings.stripe_secret_key.get_secret_value() if settings.stripe_secret_key else None,
         settings.stripe_api_base)
     approvals = ApprovalService(db, settings=settings, waiters=waiters, effects=effects, policy=lambda: policy,
-                                gateway=gateway, totals=compute_totals, clock=clock)
+                                gateway=gateway, totals=running_totals, clock=clock)
     authority = Authority(lambda: policy, settings.approvers)
     decisions = Decisions(approvals, authority)
     registry = JobRegistry()

@@ -13,8 +13,9 @@ from api.limits.models import Hold
 from api.outbox.models import Job, JobAttempt, RateBudget
 from api.stripe_webhooks.models import StripeEvent
 from api.surfaces.installed import load_models
+from api.usage.models import UsageTotal
 
 load_models()
 
 __all__ = ["Approval", "AuditEvent", "Base", "CallbackAttempt", "CallbackDelivery", "Connection", "Decision",
-           "Hold", "Job", "JobAttempt", "RateBudget", "StripeEvent"]
+           "Hold", "Job", "JobAttempt", "RateBudget", "StripeEvent", "UsageTotal"]

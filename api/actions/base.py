@@ -87,6 +87,11 @@ class ActionSpec(ABC):
     details_model: ClassVar[type[BaseModel]]
     read_only: ClassVar[bool] = False
     editable: ClassVar[tuple[EditableField, ...]] = ()
+    # The velocity totals (`totals.*`, api/policy/totals.py) this action's requests add to, besides
+    # `totals.action`: "refunds" or "payouts" of the asking Connection, and with `totals_per_customer`
+    # the refunds of `details.customer_id` from every Connection too.
+    totals_group: ClassVar[Literal["refunds", "payouts"] | None] = None
+    totals_per_customer: ClassVar[bool] = False
     # Several of these requests named together ("Refunds from support-agent"); "" reads the title.
     plural: ClassVar[str] = ""
     # Money leaves the account when it is approved: "Approve all" covers it only under a ceiling.

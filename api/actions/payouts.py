@@ -29,6 +29,7 @@ class CreatePayout(ActionSpec):
     stripe_object = "payout"
     family = "payout"
     details_model = CreatePayoutDetails
+    totals_group = "payouts"
     editable = (
         # A reviewer may send less money out than the agent asked for, never more.
         EditableField("amount_cents", "Payout amount", "amount", lower_only=True),

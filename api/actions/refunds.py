@@ -38,6 +38,8 @@ class IssueRefund(ActionSpec):
     stripe_object = "refund"
     family = "refund"
     details_model = IssueRefundDetails
+    totals_group = "refunds"
+    totals_per_customer = True  # one Stripe account serves every Connection: a customer's refunds add up
     # "Never above what is still refundable" needs Stripe: see check_edits.
     editable = (
         EditableField("amount_cents", "Refund amount", "amount", when_empty="a full refund"),

@@ -17,6 +17,7 @@ class Approval(Base):
         Index("ix_approvals_status_expires", "status", "expires_at"),
         Index("ix_approvals_stripe_object_id", "stripe_object_id"),
         Index("ix_approvals_connection_created", "connection_id", "created_at"),  # per-minute limits
+        Index("ix_approvals_created", "created_at"),  # the edge minute of a customer's running totals
     )
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)

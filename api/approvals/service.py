@@ -40,6 +40,7 @@ from api.limits import HoldSlots, IntakeGate, IntakeLimits, Ticket, check_before
 from api.outbox.kinds import JobKind
 from api.outbox.service import enqueue
 from api.policy import Policy, PolicyDecision, PolicyInput, Totals, empty_totals
+from api.usage import track as usage
 
 log = logging.getLogger(__name__)
 APPROVAL_ID = re.compile(r"apr_[0-9a-z]{1,60}")
@@ -172,6 +173,7 @@ class ApprovalService:
                 # A rule decides it now: the state machine changes it as an ORM object.
                 approval = Approval(**values, **NEW_ROW, decisions=[])
                 session.add(approval)
+            usage.added(session, approval)  # counted from now; a rule's rejection below takes it off again
             audit.record(session, "approval.created", approval_id=approval.id, connection_id=connection.id,
                          actor={"type": "connection", "id": connection.id, "name": connection.name},
                          after=state.snapshot(approval),

@@ -18,6 +18,7 @@ from api.approvals.models import Approval
 from api.approvals.waiters import CHANNEL
 from api.audit import service as audit
 from api.db import utcnow
+from api.usage import track as usage
 
 
 def snapshot(approval: Approval) -> dict[str, Any]:
@@ -35,12 +36,14 @@ async def finalize(session: AsyncSession, effects: Effects, approval: Approval, 
                    note: str | None, event: str | None = None) -> None:
     """Move a pending approval to a final status and start what follows from it."""
     before = snapshot(approval)
+    counted = usage.counted(approval)
     approval.status = status
     approval.decided_by = actor.as_dict()
     approval.decided_at = session.info.get("clock", utcnow)()
     approval.decision_note = note
     if status == ApprovalStatus.APPROVED and approval.execute:
         approval.execution_status = ExecutionStatus.QUEUED
+    usage.changed(session, approval, counted)  # rejected, expired and cancelled stop counting
     await session.flush()
     audit.record(session, f"approval.{status}", approval_id=approval.id, connection_id=approval.connection_id,
                  actor=actor.as_dict(), before=before, after=snapshot(approval),
@@ -54,11 +57,13 @@ async def record_execution(session: AsyncSession, effects: Effects, approval: Ap
                            error: dict[str, Any] | None = None) -> None:
     """Store what Stripe answered; `status` is running, succeeded or failed."""
     before = snapshot(approval)
+    counted = usage.counted(approval)
     approval.execution_status = status
     if status != ExecutionStatus.RUNNING:
         approval.stripe_object_id = stripe_object_id
         approval.execution_result = result
         approval.execution_error = error
+        usage.changed(session, approval, counted)  # a whole refund adds what Stripe refunded
     await session.flush()
     ended = status != ExecutionStatus.RUNNING
     audit.record(session, f"execution.{status}", approval_id=approval.id, connection_id=approval.connection_id,
@@ -77,9 +82,11 @@ async def record_later_outcome(session: AsyncSession, effects: Effects, approval
     """What Stripe reported after the execution ended: a refund or payout that failed, a payout paid,
     a dispute closed. `status` is succeeded or failed; the caller has checked the change is news."""
     before = {**snapshot(approval), "objectStatus": (approval.execution_result or {}).get("status")}
+    counted = usage.counted(approval)
     approval.execution_status = status
     approval.execution_result = result
     approval.execution_error = error
+    usage.changed(session, approval, counted)
     await session.flush()
     audit.record(session, "execution.updated", approval_id=approval.id, connection_id=approval.connection_id,
                  actor=actor, before=before,

@@ -21,6 +21,7 @@ from api.audit import service as audit
 from api.errors import NotFound
 from api.facts.models import Contradicted, Verification
 from api.outbox.registry import JobContext, Park, Retry
+from api.usage import track as usage
 
 if TYPE_CHECKING:
     from api.main import Container
@@ -80,7 +81,9 @@ async def _store(session: AsyncSession, services: "Container", approval_id: str,
         return
     approval.stripe_facts = verification.document()
     if verification.fills:
+        counted = usage.counted(approval)
         approval.details = {**approval.details, **verification.fills}
+        usage.changed(session, approval, counted)  # Stripe's currency and customer: other counters
     await session.flush()
     audit.record(session, "approval.verified", approval_id=approval.id, connection_id=approval.connection_id,
                  actor=STRIPE_VERIFICATION.as_dict(), after=state.snapshot(approval),

@@ -5,31 +5,32 @@ At intake the request being decided is not stored yet, so "the last 24 hours" is
 table as it was when that request came in: nothing created after it (nor itself), and each earlier
 request in the state it had then — one rejected, expired or cancelled *later* was still pending, and
 pending requests count.
+
+Intake reads the running counters instead (`api/usage/read.py`), which give the same figures at a
+constant cost; this exact query is what they are tested against, and what replay needs.
 """
 
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from api.approvals.enums import ApprovalStatus
 from api.approvals.models import Approval
 from api.connections.models import Connection
 from api.policy.totals import ActionTotals, ConnectionTotals, CustomerTotals, Totals
-
-WINDOW = timedelta(hours=24)
-COUNTED = (ApprovalStatus.PENDING, ApprovalStatus.APPROVED)
+from api.usage.keys import COUNTED, WINDOW, customer_actions, group_actions
 
 
-def _amount():
+def amount_expression():
     # A whole refund has no amount_cents: it adds what Stripe refunded, once known.
     return func.coalesce(Approval.details["amount_cents"].as_integer(),
                          Approval.execution_result["amount"].as_integer(), 0)
 
 
 async def _sum_and_count(session: AsyncSession, *conditions: Any) -> tuple[int, int]:
-    row = (await session.execute(select(func.count(), func.coalesce(func.sum(_amount()), 0)).where(*conditions))).one()
+    summed = select(func.count(), func.coalesce(func.sum(amount_expression()), 0)).where(*conditions)
+    row = (await session.execute(summed)).one()
     return int(row[0]), int(row[1])
 
 
@@ -54,12 +55,13 @@ async def compute_totals(session: AsyncSession, connection: Connection, action: 
     same_currency = (Approval.details["currency"].as_string() == currency,) if currency else ()
     mine = (Approval.connection_id == connection.id, *recent)
 
-    refunds = await _sum_and_count(session, *mine, Approval.action == "issue_refund", *same_currency)
-    payouts = await _sum_and_count(session, *mine, Approval.action == "create_payout", *same_currency)
+    refunds = await _sum_and_count(session, *mine, Approval.action.in_(group_actions("refunds")),
+                                   *same_currency)
+    payouts = await _sum_and_count(session, *mine, Approval.action.in_(group_actions("payouts")), *same_currency)
     same_action = await _sum_and_count(session, *mine, Approval.action == action, *same_currency)
     customer = (0, 0)
     if details.get("customer_id"):
-        customer = await _sum_and_count(session, *recent, Approval.action == "issue_refund",
+        customer = await _sum_and_count(session, *recent, Approval.action.in_(customer_actions()),
                                         Approval.details["customer_id"].as_string() == details["customer_id"],
                                         *same_currency)
     return Totals(

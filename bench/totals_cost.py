@@ -1,0 +1,97 @@
+"""What reading the velocity totals costs as requests pile up: the running counters (what intake
+reads) against the exact aggregate query (what `policy replay` reads), in this process's CPU time
+per read, with N requests of the last 24 hours stored for the Connection and the customer.
+
+    .venv/bin/python bench/totals_cost.py                 # N = 0, 1,000, 10,000, 50,000
+    .venv/bin/python bench/totals_cost.py --sizes 0 100000 --reads 200
+
+CPU time (`time.process_time`, which includes the SQLite thread) is steadier than wall time on a
+busy machine; both are printed. Rows are written as intake writes them, counters included.
+"""
+
+import argparse
+import asyncio
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import api.models  # noqa: F401
+from api.approvals.models import Approval
+from api.connections import service as connections
+from api.db import Database
+from api.migrate import upgrade
+from api.policy.usage import compute_totals
+from api.usage import track
+from api.usage.read import running_totals
+
+CUSTOMER = "cus_QaAbCdEfGhIjK"
+DETAILS = {"charge_id": "ch_3NxYzAbCdEfGhIjK", "amount_cents": 1500, "currency": "usd", "customer_id": CUSTOMER}
+
+
+def stored(number: int, connection_id: str, at: datetime) -> Approval:
+    return Approval(id=f"apr_b{number:09d}", connection_id=connection_id, request_hash="0" * 64, surface="native",
+                    status="pending" if number % 3 else "approved", action="issue_refund", summary="bench",
+                    details=DETAILS, changes={}, expires_at=at + timedelta(days=1), approvers=[],
+                    required_approvals=1, request_metadata={}, extra={}, execute=False,
+                    execution_status="not_requested", created_at=at, updated_at=at)
+
+
+async def fill(db: Database, connection_id: str, count: int, now: datetime) -> None:
+    """`count` requests spread over the last 23 hours, written in batches as intake writes them."""
+    step = timedelta(hours=23) / max(count, 1)
+    for first in range(0, count, 2000):
+        async def write(session: Any, first: int = first) -> None:
+            for number in range(first, min(first + 2000, count)):
+                approval = stored(number, connection_id, now - timedelta(hours=23) + step * number)
+                session.add(approval)
+                track.added(session, approval)
+        await db.write(write)
+
+
+async def per_read(db: Database, connection: Any, read: Any, now: datetime, reads: int) -> tuple[float, float]:
+    cpu, wall = time.process_time(), time.perf_counter()
+    async with db.read() as session:
+        for _ in range(reads):
+            session.info.pop(track.READS, None)  # what a transaction keeps of its reads: measure the read
+            await read(session, connection, "issue_refund", DETAILS, now)
+    return ((time.process_time() - cpu) / reads * 1000, (time.perf_counter() - wall) / reads * 1000)
+
+
+async def measure(size: int, reads: int, workdir: Path) -> tuple[int, float, float, float, float]:
+    db = Database(f"sqlite+aiosqlite:///{workdir / f'totals-{size}.db'}")
+    try:
+        await upgrade(db.engine)
+        created = await db.write(lambda session: connections.create(session, "bench"))
+        now = datetime.now(UTC)
+        await fill(db, created.connection.id, size, now)
+        async with db.read() as session:
+            connection = await session.get(type(created.connection), created.connection.id)
+            assert await running_totals(session, connection, "issue_refund", DETAILS, now) == \
+                await compute_totals(session, connection, "issue_refund", DETAILS, now)
+        running = await per_read(db, connection, running_totals, now, reads)
+        exact = await per_read(db, connection, compute_totals, now, max(5, reads // 20) if size else reads)
+        return size, *running, *exact
+    finally:
+        await db.close()
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[0, 1000, 10000, 50000])
+    parser.add_argument("--reads", type=int, default=300)
+    args = parser.parse_args()
+    print("| stored requests | running: CPU ms/read | wall ms/read | exact query: CPU ms/read | wall ms/read |")
+    print("|---|---|---|---|---|")
+    with tempfile.TemporaryDirectory() as workdir:
+        for size in args.sizes:
+            row = await measure(size, args.reads, Path(workdir))
+            print("| {:,} | {:.2f} | {:.2f} | {:.2f} | {:.2f} |".format(*row), flush=True)
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
