@@ -82,14 +82,18 @@ class Digests:
 
     async def absorb(self, ctx: JobContext, approval_id: str) -> bool:
         """True when the request is (now) listed in a digest rather than posted on its own."""
-        return bool(await ctx.db.write(lambda session: self._absorb(session, approval_id)))
+        return bool(await ctx.db.write(lambda session: self._absorb(session, approval_id, ctx.attempt)))
 
-    async def _absorb(self, session: AsyncSession, approval_id: str) -> bool:
+    async def _absorb(self, session: AsyncSession, approval_id: str, attempt: int) -> bool:
         row = await session.get(Approval, approval_id)
         if row is None or row.status != "pending" or row.slack_ts is not None:
             return False
         if await digest_of(session, approval_id) is not None:
             return True  # listed already (a repeated job, or a digest took it with its group)
+        if attempt > 1:
+            # An earlier attempt may have posted its own message without hearing Slack's answer:
+            # the post job must find and adopt it, or its buttons would stay beside the digest's.
+            return False
         key = group_key(row)
         digest_id = await session.scalar(select(Digest.id).where(Digest.open_key == key))
         if digest_id is None:
@@ -132,7 +136,7 @@ class Digests:
         others = await session.scalars(select(Approval.id).where(
             Approval.connection_id == connection_id, Approval.action == action, rule_match,
             Approval.status == "pending", Approval.slack_ts.is_(None), Approval.id != row.id))
-        queued = await _queued_posts(session, ("queued",))
+        queued = await _queued_posts(session, ("queued",), unattempted=True)
         candidates += [other for other in others.all() if other in queued]
         now = session.info["clock"]()
         for approval_id in candidates:
@@ -141,9 +145,14 @@ class Digests:
                 index_elements=["approval_id"]))
 
 
-async def _queued_posts(session: AsyncSession, statuses: tuple[str, ...]) -> set[str]:
-    """The requests with a post job in these states that no digest lists yet."""
-    payloads = await session.scalars(select(Job.payload).where(Job.kind == POST_KIND, Job.status.in_(statuses)))
+async def _queued_posts(session: AsyncSession, statuses: tuple[str, ...], *, unattempted: bool = False) -> set[str]:
+    """The requests with a post job in these states that no digest lists yet. `unattempted`: only
+    jobs no attempt has run yet (an attempt deferred for Slack's budget is given back, so it counts
+    as not run); one that ran may have posted the request's own message unheard."""
+    query = select(Job.payload).where(Job.kind == POST_KIND, Job.status.in_(statuses))
+    if unattempted:
+        query = query.where(Job.attempts == 0)
+    payloads = await session.scalars(query)
     ids = {p.get("approval_id") for p in payloads.all() if isinstance(p, dict) and p.get("approval_id")}
     if not ids:
         return set()
