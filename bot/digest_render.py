@@ -101,6 +101,12 @@ class DigestRenderer:
         self.policy = policy
 
     async def run(self, ctx: JobContext, payload: dict[str, Any]) -> None:
+        # Most render jobs of a burst find their change shown already: tell that from the digest's
+        # row alone, before loading its items (hundreds, in a deep queue) for nothing.
+        async with ctx.db.read() as session:
+            current = await session.get(Digest, payload["digest_id"])
+            if current is None or (current.ts is not None and current.rendered_changes == current.changes):
+                return
         digest, items, snapshots = await load_items(ctx.db, payload["digest_id"])
         if digest is None or (digest.ts is not None and digest.rendered_changes == digest.changes):
             return

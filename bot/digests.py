@@ -100,7 +100,13 @@ class Digests:
             if await self._waiting(session) <= self.settings.slack_digest_threshold:
                 return False
             digest_id = await self._open(session, row, key)
-        await self._add_group(session, digest_id, row, key)
+            await self._add_group(session, digest_id, row, key)
+        else:
+            # The group's others join by their own post jobs: looking them up here would cost every
+            # request of a deep queue a scan of all its group's waiting requests.
+            await session.execute(_insert(session)(DigestItem).values(
+                digest_id=digest_id, approval_id=row.id, added_at=session.info["clock"]()).on_conflict_do_nothing(
+                index_elements=["approval_id"]))
         await mark_changed(session, digest_id)
         return True
 
