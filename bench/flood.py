@@ -9,7 +9,8 @@ Retry-After beyond), Cheqpoint on SQLite, load from 32 concurrent connections:
    neither always goes first), each round waiting until the other server's outbox has nothing due,
    so neither is measured while the other's leftover work shares the cores. The figures are the
    median rate of each and the ratio of the medians (the median of the per-pair ratios beside it).
-   A single round of a few seconds on a shared machine varies by ±15 %; the median of many does not.
+   A single round of a few seconds on a shared machine can vary by a factor of two; the median of many
+   much less.
 2. Does a flood reach reviewers? A fresh server with Slack configured takes 500 requests at once;
    then how many are visible to reviewers (in their own message or a digest) after 10, 30 and 60 s,
    and how many Slack calls were answered 429.
