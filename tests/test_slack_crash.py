@@ -145,8 +145,12 @@ async def test_a_click_whose_decision_the_database_refused_is_not_acknowledged(s
     approval_id = created["approvalId"]
     # The database refuses the decision's write (its audit entry cannot be stored): nothing is decided.
     async with slack.container.db.engine.begin() as connection:
-        await connection.execute(text("DROP TABLE audit_events"))
-    response = await slack.click("approve", approval_id)
+        await connection.execute(text("ALTER TABLE audit_events RENAME TO audit_events_away"))
+    try:
+        response = await slack.click("approve", approval_id)
+    finally:
+        async with slack.container.db.engine.begin() as connection:
+            await connection.execute(text("ALTER TABLE audit_events_away RENAME TO audit_events"))
     status = (await slack.approval(approval_id))["status"]
     # Acknowledged means decided: otherwise Slack must hear the failure (and show it to the person).
     assert status == "approved" or not 200 <= response.status_code < 300, (response.status_code, status)
