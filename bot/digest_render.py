@@ -20,12 +20,14 @@ from api.config import Settings
 from api.db import Database
 from api.money import format_money
 from api.outbox.registry import JobContext
+from api.outbox.service import enqueue
 from api.policy import Policy
 from api.policy.models import Rule
 from api.policy.reviewing import DEFAULT_BULK_CEILING, MONEY_ACTIONS
 from bot import render
 from bot.blocks.digest import BulkOffer, DigestItemView, DigestView, digest_message
 from bot.delivery import digest_metadata, find_posted_digest
+from bot.digests import RENDER
 from bot.models import Claim, Digest, DigestItem
 
 log = logging.getLogger(__name__)
@@ -146,11 +148,19 @@ class DigestRenderer:
         shown = {s.id: s.revision for s in pending}
 
         async def store(session: AsyncSession) -> None:
+            # Something changed since this render claimed its change: a later render may already have
+            # shown it, and Slack may then have applied this older picture over it. Show it again,
+            # and do not close a digest a request has joined meanwhile.
+            moved = await session.scalar(select(Digest.changes).where(Digest.id == digest.id)) != changes
             values: dict[str, Any] = {"ts": ts, "generation": generation}
-            if not pending:
+            if moved:
+                values["rendered_changes"] = -1
+            elif not pending:
                 values["open_key"] = None  # nothing waits: the group's next requests start afresh
             await session.execute(update(Digest).where(Digest.id == digest.id).values(**values)
                                   .execution_options(synchronize_session=False))
+            if moved:
+                await enqueue(session, RENDER, {"digest_id": digest.id})
             for item in items:
                 revision = shown.get(item.approval_id)
                 if revision is not None and revision != item.shown_revision:
