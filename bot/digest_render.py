@@ -20,14 +20,13 @@ from api.config import Settings
 from api.db import Database
 from api.money import format_money
 from api.outbox.registry import JobContext
-from api.outbox.service import enqueue
 from api.policy import Policy
 from api.policy.models import Rule
 from api.policy.reviewing import DEFAULT_BULK_CEILING, MONEY_ACTIONS
 from bot import render
 from bot.blocks.digest import BulkOffer, DigestItemView, DigestView, digest_message
 from bot.delivery import digest_metadata, find_posted_digest
-from bot.digests import RENDER
+from bot.digests import request_render
 from bot.models import Claim, Digest, DigestItem
 
 log = logging.getLogger(__name__)
@@ -160,7 +159,7 @@ class DigestRenderer:
             await session.execute(update(Digest).where(Digest.id == digest.id).values(**values)
                                   .execution_options(synchronize_session=False))
             if moved:
-                await enqueue(session, RENDER, {"digest_id": digest.id})
+                await request_render(session, digest.id)
             for item in items:
                 revision = shown.get(item.approval_id)
                 if revision is not None and revision != item.shown_revision:

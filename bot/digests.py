@@ -44,7 +44,17 @@ async def mark_changed(session: AsyncSession, digest_id: str) -> None:
     """Something in the digest changed: count it and ask for a render (renders skip when current)."""
     await session.execute(update(Digest).where(Digest.id == digest_id)
                           .values(changes=Digest.changes + 1).execution_options(synchronize_session=False))
-    await enqueue(session, RENDER, {"digest_id": digest_id})
+    await request_render(session, digest_id)
+
+
+async def request_render(session: AsyncSession, digest_id: str) -> None:
+    """A render job for the digest, unless one is queued already: it reads the digest when it runs,
+    so it shows this change too. One job per change would each hold a slot of chat.update's budget
+    (deferred jobs keep theirs) and mostly find nothing left to show, starving other updates."""
+    queued = await session.scalar(select(Job.id).where(
+        Job.kind == RENDER, Job.status == "queued", Job.payload["digest_id"].as_string() == digest_id).limit(1))
+    if queued is None:
+        await enqueue(session, RENDER, {"digest_id": digest_id})
 
 
 async def digest_of(session: AsyncSession, approval_id: str) -> str | None:
