@@ -27,6 +27,7 @@ from api.policy.reviewing import DEFAULT_BULK_CEILING
 from bot import render
 from bot.blocks.digest import BulkOffer, DigestItemView, DigestView, digest_message
 from bot.delivery import digest_metadata, find_posted_digest
+from bot.digests import request_render
 from bot.models import Claim, Digest, DigestItem
 
 log = logging.getLogger(__name__)
@@ -99,6 +100,12 @@ class DigestRenderer:
         self.policy = policy
 
     async def run(self, ctx: JobContext, payload: dict[str, Any]) -> None:
+        # Most render jobs of a burst find their change shown already: tell that from the digest's
+        # row alone, before loading its items (hundreds, in a deep queue) for nothing.
+        async with ctx.db.read() as session:
+            current = await session.get(Digest, payload["digest_id"])
+            if current is None or (current.ts is not None and current.rendered_changes == current.changes):
+                return
         digest, items, snapshots = await load_items(ctx.db, payload["digest_id"])
         if digest is None or (digest.ts is not None and digest.rendered_changes == digest.changes):
             return
@@ -138,11 +145,19 @@ class DigestRenderer:
         shown = {s.id: s.revision for s in pending}
 
         async def store(session: AsyncSession) -> None:
+            # Something changed since this render claimed its change: a later render may already have
+            # shown it, and Slack may then have applied this older picture over it. Show it again,
+            # and do not close a digest a request has joined meanwhile.
+            moved = await session.scalar(select(Digest.changes).where(Digest.id == digest.id)) != changes
             values: dict[str, Any] = {"ts": ts, "generation": generation}
-            if not pending:
+            if moved:
+                values["rendered_changes"] = -1
+            elif not pending:
                 values["open_key"] = None  # nothing waits: the group's next requests start afresh
             await session.execute(update(Digest).where(Digest.id == digest.id).values(**values)
                                   .execution_options(synchronize_session=False))
+            if moved:
+                await request_render(session, digest.id)
             for item in items:
                 revision = shown.get(item.approval_id)
                 if revision is not None and revision != item.shown_revision:

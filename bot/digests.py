@@ -49,7 +49,17 @@ async def mark_changed(session: AsyncSession, digest_id: str) -> None:
     """Something in the digest changed: count it and ask for a render (renders skip when current)."""
     await session.execute(update(Digest).where(Digest.id == digest_id)
                           .values(changes=Digest.changes + 1).execution_options(synchronize_session=False))
-    await enqueue(session, RENDER, {"digest_id": digest_id})
+    await request_render(session, digest_id)
+
+
+async def request_render(session: AsyncSession, digest_id: str) -> None:
+    """A render job for the digest, unless one is queued already: it reads the digest when it runs,
+    so it shows this change too. One job per change would each hold a slot of chat.update's budget
+    (deferred jobs keep theirs) and mostly find nothing left to show, starving other updates."""
+    queued = await session.scalar(select(Job.id).where(
+        Job.kind == RENDER, Job.status == JobStatus.QUEUED, Job.payload["digest_id"].as_string() == digest_id).limit(1))
+    if queued is None:
+        await enqueue(session, RENDER, {"digest_id": digest_id})
 
 
 async def digest_of(session: AsyncSession, approval_id: str) -> str | None:
@@ -87,21 +97,31 @@ class Digests:
 
     async def absorb(self, ctx: JobContext, approval_id: str) -> bool:
         """True when the request is (now) listed in a digest rather than posted on its own."""
-        return bool(await ctx.db.write(lambda session: self._absorb(session, approval_id)))
+        return bool(await ctx.db.write(lambda session: self._absorb(session, approval_id, ctx.attempt)))
 
-    async def _absorb(self, session: AsyncSession, approval_id: str) -> bool:
+    async def _absorb(self, session: AsyncSession, approval_id: str, attempt: int) -> bool:
         row = await session.get(Approval, approval_id)
         if row is None or row.status != ApprovalStatus.PENDING or await message_of(session, approval_id) is not None:
             return False
         if await digest_of(session, approval_id) is not None:
             return True  # listed already (a repeated job, or a digest took it with its group)
+        if attempt > 1:
+            # An earlier attempt may have posted its own message without hearing Slack's answer:
+            # the post job must find and adopt it, or its buttons would stay beside the digest's.
+            return False
         key = group_key(row)
         digest_id = await session.scalar(select(Digest.id).where(Digest.open_key == key))
         if digest_id is None:
             if await self._waiting(session) <= self.settings.slack_digest_threshold:
                 return False
             digest_id = await self._open(session, row, key)
-        await self._add_group(session, digest_id, row, key)
+            await self._add_group(session, digest_id, row, key)
+        else:
+            # The group's others join by their own post jobs: looking them up here would cost every
+            # request of a deep queue a scan of all its group's waiting requests.
+            await session.execute(_insert(session)(DigestItem).values(
+                digest_id=digest_id, approval_id=row.id, added_at=session.info["clock"]()).on_conflict_do_nothing(
+                index_elements=["approval_id"]))
         await mark_changed(session, digest_id)
         return True
 
@@ -137,7 +157,7 @@ class Digests:
         others = await session.scalars(select(Approval.id).where(
             Approval.connection_id == connection_id, Approval.action == action, rule_match,
             Approval.status == ApprovalStatus.PENDING, ~posted(), Approval.id != row.id))
-        queued = await _queued_posts(session, (JobStatus.QUEUED,))
+        queued = await _queued_posts(session, (JobStatus.QUEUED,), unattempted=True)
         candidates += [other for other in others.all() if other in queued]
         now = session.info["clock"]()
         for approval_id in candidates:
@@ -146,9 +166,15 @@ class Digests:
                 index_elements=["approval_id"]))
 
 
-async def _queued_posts(session: AsyncSession, statuses: tuple[JobStatus, ...]) -> set[str]:
-    """The requests with a post job in these states that no digest lists yet."""
-    payloads = await session.scalars(select(Job.payload).where(Job.kind == POST_KIND, Job.status.in_(statuses)))
+async def _queued_posts(session: AsyncSession, statuses: tuple[JobStatus, ...], *,
+                        unattempted: bool = False) -> set[str]:
+    """The requests with a post job in these states that no digest lists yet. `unattempted`: only
+    jobs no attempt has run yet (an attempt deferred for Slack's budget is given back, so it counts
+    as not run); one that ran may have posted the request's own message unheard."""
+    query = select(Job.payload).where(Job.kind == POST_KIND, Job.status.in_(statuses))
+    if unattempted:
+        query = query.where(Job.attempts == 0)
+    payloads = await session.scalars(query)
     ids = {p.get("approval_id") for p in payloads.all() if isinstance(p, dict) and p.get("approval_id")}
     if not ids:
         return set()

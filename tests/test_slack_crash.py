@@ -14,7 +14,7 @@ import time
 from datetime import UTC, datetime
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from api.approvals.actors import Actor
 from api.outbox.models import Job
@@ -137,6 +137,23 @@ async def test_an_acknowledged_click_survives_the_process_dying_right_after_the_
         task.cancel()
     await asyncio.sleep(0)
     assert (await slack.approval(approval_id))["status"] == "approved"
+
+
+async def test_a_click_whose_decision_the_database_refused_is_not_acknowledged(slack):
+    created = await slack.request(PAYOUT)
+    await slack.settle()
+    approval_id = created["approvalId"]
+    # The database refuses the decision's write (its audit entry cannot be stored): nothing is decided.
+    async with slack.container.db.engine.begin() as connection:
+        await connection.execute(text("ALTER TABLE audit_events RENAME TO audit_events_away"))
+    try:
+        response = await slack.click("approve", approval_id)
+    finally:
+        async with slack.container.db.engine.begin() as connection:
+            await connection.execute(text("ALTER TABLE audit_events_away RENAME TO audit_events"))
+    status = (await slack.approval(approval_id))["status"]
+    # Acknowledged means decided: otherwise Slack must hear the failure (and show it to the person).
+    assert status == "approved" or not 200 <= response.status_code < 300, (response.status_code, status)
 
 
 async def test_a_job_longer_than_its_lease_keeps_it_while_its_worker_lives(container):

@@ -41,3 +41,29 @@ async def test_a_digest_adopted_after_a_lost_answer_keeps_following_its_items(sl
     [message] = digest_messages(slack)
     assert late["approvalId"] in listed_ids(message) and message["edits"] >= 1
     assert len(slack.fake.calls_to("chat.postMessage")) == 1
+
+
+def offering(slack, approval_id: str) -> list[str]:
+    """The ts of every message in the review channel that shows this request's buttons."""
+    return [m["ts"] for m in slack.fake.messages_in(REVIEW)
+            if not m.get("thread_ts") and approval_id in listed_ids(m)]
+
+
+async def test_a_review_message_posted_unheard_is_not_digested_when_the_queue_turns_deep(slack, clock):
+    # Slack posts the first request's own message, but the answer never arrives (the worker died).
+    slack.fake.lose_next_answer("chat.postMessage")
+    first = (await slack.request(refund(0)))["approvalId"]
+    await slack.settle()
+    [posted] = offering(slack, first)
+    # Meanwhile the queue turns deep and its group's digest opens; then the first post is retried.
+    [await slack.request(refund(n)) for n in range(1, 6)]
+    for _ in range(3):
+        clock.advance(seconds=10)
+        await slack.settle()
+    # Still offered in one place only: the message Slack posted, adopted, not a digest item beside it.
+    assert offering(slack, first) == [posted]
+    assert (await slack.location(first))[1] == posted
+
+    assert (await slack.click("approve", first)).status_code == 200
+    await slack.settle()
+    assert offering(slack, first) == []  # decided: no buttons left anywhere
