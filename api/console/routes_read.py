@@ -11,6 +11,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from api.approvals.decisions import current_votes
+from api.approvals.edit_currency import edit_currency
 from api.approvals.enums import ApprovalStatus
 from api.approvals.models import Approval
 from api.approvals.schemas import approval_out
@@ -18,7 +19,6 @@ from api.console import queries
 from api.console.context import Console, Viewer
 from api.console.edits import form_fields
 from api.console.gate import reader
-from api.console.money_context import currency_for
 from api.console.pages import HERE, SECURITY_HEADERS, age, page
 from api.console.queries import FilterError, HistoryFilter
 
@@ -112,7 +112,7 @@ async def show_request(console: Console, viewer: Viewer, approval_id: str, *, no
     approval = story.approval
     may_decide = approval.status == ApprovalStatus.PENDING and \
         (await container.authority.may_decide(viewer.person.user_id, approval)).allowed
-    currency = await currency_for(container, approval) if may_decide else None
+    currency = await edit_currency(approval, container.gateway) if may_decide else None
     return page("request.html", _base(
         viewer, story=story, data=approval_out(approval), item=_item(approval, {}, container.clock()),
         may_decide=may_decide, fields=form_fields(approval, currency) if currency else [], currency=currency,

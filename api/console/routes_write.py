@@ -10,13 +10,13 @@ from fastapi.responses import RedirectResponse, Response
 
 from api.approvals.actors import Actor
 from api.approvals.authority import NotAnApprover
+from api.approvals.edit_currency import edit_currency
 from api.approvals.enums import Verdict
 from api.approvals.schemas import approval_out
 from api.callbacks import service as callbacks
 from api.console.context import Console, Viewer
 from api.console.edits import read_edits
 from api.console.gate import form_sender
-from api.console.money_context import currency_for
 from api.console.pages import secure
 from api.console.routes_read import APPROVAL_ID, show_request
 from api.errors import AppError, UpstreamUnavailable, ValidationFailed
@@ -52,7 +52,7 @@ def register(router: APIRouter, console: Console) -> None:
         edits = None
         if verdict == "edit" and revision == approval.revision:
             # Read against the details shown; on an older revision the core refuses (and audits) first.
-            edits, errors = read_edits(approval, form, await currency_for(container, approval))
+            edits, errors = read_edits(approval, form, await edit_currency(approval, container.gateway))
             if errors:
                 return await show_request(console, viewer, approval_id, status=422, errors=errors,
                                           problem="Some changes could not be read; nothing was recorded.")

@@ -12,13 +12,11 @@ from typing import Any
 
 from slack_sdk.web.async_client import AsyncWebClient
 
-from api.actions import get_action
 from api.approvals.authority import NotAnApprover
 from api.approvals.decisions import DecisionResult
+from api.approvals.edit_currency import edit_currency
 from api.approvals.enums import Verdict
-from api.approvals.models import Approval
 from api.approvals.schemas import approval_out
-from api.errors import UpstreamUnavailable
 from bot import render
 from bot.blocks import edit_modal, reject_modal
 from bot.claims import warn_if_claimed
@@ -87,24 +85,6 @@ async def answer(deps: Deps, client: AsyncWebClient, body: dict[str, Any], resul
         await home.publish(deps, client, actor_of(body).id)
 
 
-async def edit_currency(deps: Deps, row: Approval) -> str:
-    """The currency amounts are typed in. A refund may not name one: the action asks Stripe (its charge's)."""
-    details = row.effective_details
-    currency = details.get("currency")
-    if isinstance(currency, str) and currency:
-        return currency.lower()
-    spec, gateway = get_action(row.action), deps.container.gateway
-    if spec is not None and gateway.configured:
-        try:
-            currency = await spec.stripe_currency(gateway, details)
-        except UpstreamUnavailable as exc:
-            log.warning("could not read the currency of %s from Stripe: %s", row.id, exc.detail)
-        else:
-            if currency:
-                return currency
-    return "usd"
-
-
 def register(app: Any, deps: Deps) -> None:
     @app.action(ActionId.APPROVE)
     async def approve(ack: Any, body: dict[str, Any], client: AsyncWebClient) -> None:
@@ -152,6 +132,6 @@ def register(app: Any, deps: Deps) -> None:
         if not fields:
             await tell(client, body, "Nothing in this request can be changed; approve or reject it as it is.")
             return
-        currency = await edit_currency(deps, snapshot.row)
+        currency = await edit_currency(snapshot.row, deps.container.gateway)
         view = edit_modal(snapshot.data, snapshot.revision, fields, currency=currency)
         await client.views_open(trigger_id=body["trigger_id"], view=view)

@@ -12,12 +12,12 @@ from collections.abc import Collection
 from typing import Any
 
 from api.approvals.authority import NotAnApprover
+from api.approvals.edit_currency import edit_currency
 from api.approvals.enums import Verdict
 from api.approvals.schemas import approval_out
 from api.errors import UpstreamUnavailable, ValidationFailed
 from bot import layout, render
 from bot.blocks import read_edit_submission, read_note
-from bot.handlers.actions import edit_currency
 from bot.handlers.common import (
     Deps,
     actor_of,
@@ -112,7 +112,7 @@ def register(app: Any, deps: Deps) -> None:
             return await submit(ack, deps, body, snapshot, Verdict.APPROVE, revision=ref.version, note=None, edits=None)
         fields = render.editable_fields(snapshot.row)
         current = snapshot.row.effective_details
-        currency = await edit_currency(deps, snapshot.row)
+        currency = await edit_currency(snapshot.row, deps.container.gateway)
         edits, errors = read_edit_submission(values, fields, currency, current_details=current)
         if errors:
             await audit_refusal(deps, snapshot, actor_of(body), {"reason": "edit refused", "errors": errors,

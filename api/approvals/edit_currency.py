@@ -1,21 +1,18 @@
-"""The currency a reviewer types amounts in, as Slack's Edit modal finds it."""
+"""The currency a reviewer types edited amounts in: one answer for Slack's Edit modal and the console."""
 
 import logging
-from typing import TYPE_CHECKING
 
 from api.actions import get_action
 from api.approvals.models import Approval
 from api.errors import UpstreamUnavailable
-
-if TYPE_CHECKING:
-    from api.main import Container
+from api.execution.gateway import StripeGateway
 
 log = logging.getLogger(__name__)
 
 
-async def currency_for(container: "Container", approval: Approval) -> str:
-    """The details' currency; else Stripe's facts'; else what the action asks of Stripe (a refund: its
-    charge's)."""
+async def edit_currency(approval: Approval, gateway: StripeGateway) -> str:
+    """The details' currency; else the one in Stripe's facts; else what the action asks of Stripe (a
+    refund that names none: its charge's); else USD, as Stripe itself would default."""
     details = approval.effective_details
     currency = details.get("currency")
     if isinstance(currency, str) and currency:
@@ -23,7 +20,7 @@ async def currency_for(container: "Container", approval: Approval) -> str:
     facts = (approval.stripe_facts or {}).get("facts") or {}
     if isinstance(facts.get("currency"), str) and facts["currency"]:
         return str(facts["currency"]).lower()
-    spec, gateway = get_action(approval.action), container.gateway
+    spec = get_action(approval.action)
     if spec is not None and gateway.configured:
         try:
             currency = await spec.stripe_currency(gateway, details)
@@ -33,3 +30,6 @@ async def currency_for(container: "Container", approval: Approval) -> str:
             if currency:
                 return currency
     return "usd"
+
+
+__all__ = ["edit_currency"]
