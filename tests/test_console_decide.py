@@ -171,3 +171,15 @@ async def test_a_body_that_is_not_a_form_changes_nothing(make_settings: Callable
         for answer in (as_json, as_multipart, not_utf8):
             assert answer.status_code == 400 and "could not be read" in answer.text
         assert (await h.approval(apr))["status"] == "pending"
+
+
+async def test_the_request_page_links_to_its_slack_message_once_posted(make_settings: Callable[..., Any],
+                                                                       clock: Any) -> None:
+    async with console_harness(make_settings, clock) as h:
+        apr = (await h.request({**REFUND, "execute": False}))["approvalId"]
+        await h.settle()
+        channel, ts = await review_message(h.container.db, apr)
+        await h.sign_in(APPROVER)
+        page = await h.http.get(f"/console/requests/{apr}")
+        link = f'<a href="https://slack.com/archives/{channel}/p{ts.replace(".", "")}" rel="noopener">'
+        assert link in page.text and ">its message in Slack</a>" in page.text

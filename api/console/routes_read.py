@@ -115,6 +115,7 @@ async def show_request(console: Console, viewer: Viewer, approval_id: str, *, no
     currency = await edit_currency(approval, container.gateway) if may_decide else None
     return page("request.html", _base(
         viewer, story=story, data=approval_out(approval), item=_item(approval, {}, container.clock()),
+        review_url=await container.review_links.url_for(approval.id),  # its Slack message, once posted
         may_decide=may_decide, fields=form_fields(approval, currency) if currency else [], currency=currency,
         votes=len(current_votes(approval)), notice=notice, problem=problem, errors=errors or {},
         may_redeliver=viewer.person.may_decide_anything), status=status)
