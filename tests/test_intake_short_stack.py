@@ -193,3 +193,15 @@ def test_only_plain_intake_takes_the_short_path() -> None:
     assert intake_key(scope(headers=[])) is None
     assert intake_key(scope(headers=[(b"content-type", b"application/json")] * 2)) is None
     assert intake_key(scope(headers=[(b"content-type", b"application/json"), (b"idempotency-key", b"")])) is None
+
+
+async def test_request_ids_are_kept(make_settings: Callable[..., Settings], clock: Clock) -> None:
+    async with stacks(make_settings(), clock) as s:
+        auth = [("Authorization", f"Bearer {s.key}")]
+        given = await s.short.post("/v1/approvals", json=REFUND, headers=[*auth, ("X-Request-Id", "agent-7")])
+        assert given.headers["x-request-id"] == "agent-7"
+        twice = await s.short.post("/v1/approvals", json=REFUND,
+                                   headers=[*auth, ("X-Request-Id", "first"), ("X-Request-Id", "second")])
+        assert twice.headers["x-request-id"] == "second"  # the last one, as it always was
+        unsafe = await s.short.post("/v1/approvals", json=REFUND, headers=[*auth, ("X-Request-Id", "a b")])
+        assert unsafe.headers["x-request-id"].startswith("req_") and len(unsafe.headers["x-request-id"]) == 20
