@@ -13,6 +13,9 @@ Idempotency-Key within the route's limit. Anything else goes on to the app uncha
 their one source: a body that does not validate gets FastAPI's 422, a non-JSON content type its own.
 The bearer is checked first, as the route's dependency is solved before the body is validated: a
 request without a valid key is 401 whatever its body, on either path.
+
+The compatible API's `POST /api/approvals/request` is taken on the same terms, in its route's order
+(body, then key) and with its `{"error": …}` answers: both through api/compat/routes.py's functions.
 """
 
 from collections.abc import Coroutine
@@ -25,11 +28,16 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from api.approvals.routes import MAX_IDEMPOTENCY_KEY, intake_answer
 from api.approvals.schemas import ApprovalCreate
 from api.approvals.short_stack import error_answer, header
+from api.compat.routes import compat_answer, request_answer
+from api.compat.schemas import CompatCreate
 from api.connections.auth import authenticate_bearer
 from api.connections.models import Connection
 from api.http import PARSED_JSON
 
 PATH = "/v1/approvals"
+# The compatible API's plain intake (no hold): its body is validated before the key is checked, and
+# its errors are `{"error": …}` (api/compat/routes.py answers both ways through the same functions).
+COMPAT_PATH = "/api/approvals/request"
 # The content types FastAPI reads as JSON that agents send; other JSON types go through the route.
 JSON_TYPES = (b"application/json", b"application/json; charset=utf-8")
 NO_KEY = ""  # a request without an Idempotency-Key header
@@ -37,7 +45,7 @@ NO_KEY = ""  # a request without an Idempotency-Key header
 
 def intake_key(scope: Scope) -> str | None:
     """The Idempotency-Key (NO_KEY for none) of a request this middleware serves, or None for others."""
-    if (scope["type"] != "http" or scope["method"] != "POST" or scope["path"] != PATH
+    if (scope["type"] != "http" or scope["method"] != "POST" or scope["path"] not in (PATH, COMPAT_PATH)
             or scope["query_string"] or PARSED_JSON not in scope):
         return None
     content_type = key = None
@@ -79,6 +87,9 @@ class FastIntake:
             await self.app(scope, receive, send)
             return
         container = scope["app"].state.container
+        if scope["path"] == COMPAT_PATH:
+            await self._compat(scope, receive, send, container, key or None)
+            return
         try:
             connection = await authenticate_bearer(container, header(scope, b"authorization"))
         except Exception as exc:
@@ -93,6 +104,19 @@ class FastIntake:
             response = await answering
         except Exception as exc:
             response = error_answer(exc)
+        await response(scope, receive, send)
+
+    async def _compat(self, scope: Scope, receive: Receive, send: Send, container: Any, key: str | None) -> None:
+        try:
+            body = CompatCreate.model_validate(scope[PARSED_JSON])
+        except ValidationError:
+            await self.app(scope, receive, send)  # the route's own 400, from the same document
+            return
+        del scope[PARSED_JSON]
+        try:
+            response = await request_answer(container, header(scope, b"x-api-key") or None, body, key)
+        except Exception as exc:
+            response = compat_answer(exc)
         await response(scope, receive, send)
 
 
