@@ -25,7 +25,7 @@ BODY = json.dumps({
 }).encode()
 
 
-async def measure(total: int, concurrency: int) -> tuple[float, float]:
+async def measure(total: int, concurrency: int, compat: bool = False) -> tuple[float, float]:
     from api.config import Settings
     from api.connections import service
     from api.db import Database
@@ -41,12 +41,14 @@ async def measure(total: int, concurrency: int) -> tuple[float, float]:
     settings = Settings(_env_file=None, database_url=url, limit_requests_per_minute=0, limit_lookups_per_minute=0,
                         limit_pending=0, limit_holds=0, approvers=["UBENCHREVIEWER"])
     app = create_app(settings)
-    headers = [(b"host", b"127.0.0.1"), (b"content-type", b"application/json"),
-               (b"authorization", f"Bearer {key}".encode()), (b"content-length", str(len(BODY)).encode())]
+    path, expected = ("/api/approvals/request", 200) if compat else ("/v1/approvals", 202)
+    auth = (b"x-api-key", key.encode()) if compat else (b"authorization", f"Bearer {key}".encode())
+    headers = [(b"host", b"127.0.0.1"), (b"content-type", b"application/json"), auth,
+               (b"content-length", str(len(BODY)).encode())]
 
     async def one() -> None:
         scope = {"type": "http", "asgi": {"version": "3.0", "spec_version": "2.3"}, "http_version": "1.1",
-                 "method": "POST", "scheme": "http", "path": "/v1/approvals", "raw_path": b"/v1/approvals",
+                 "method": "POST", "scheme": "http", "path": path, "raw_path": path.encode(),
                  "root_path": "", "query_string": b"", "headers": list(headers), "client": ("127.0.0.1", 5000),
                  "server": ("127.0.0.1", 8000), "state": {}}
         sent = False
@@ -66,7 +68,7 @@ async def measure(total: int, concurrency: int) -> tuple[float, float]:
                 status = message["status"]  # type: ignore[assignment]
 
         await app(scope, receive, send)
-        assert status == 202, status
+        assert status == expected, status
 
     async def worker(count: int) -> None:
         for _ in range(count):
@@ -85,6 +87,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--requests", type=int, default=4000)
     parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--compat", action="store_true", help="the compatible API's POST /api/approvals/request")
     args = parser.parse_args()
     try:
         import uvloop
@@ -92,7 +95,7 @@ def main() -> None:
         uvloop.install()
     except ImportError:
         pass
-    ms, rate = asyncio.run(measure(args.requests, args.concurrency))
+    ms, rate = asyncio.run(measure(args.requests, args.concurrency, args.compat))
     print(f"{ms:.3f} ms of CPU a request ({rate:.0f} requests/s in-process), load average {os.getloadavg()[0]:.1f}")
 
 
