@@ -105,30 +105,40 @@ class RequestContext:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        given = dict(scope["headers"]).get(b"x-request-id", b"").decode("latin-1")
-        rid = given if _SAFE_REQUEST_ID.match(given) else f"req_{secrets.token_hex(8)}"
+        given = b""
+        for name, value in scope["headers"]:  # no dict of every header per request; the last one wins, as in one
+            if name == b"x-request-id":
+                given = value
+        given_id = given.decode("latin-1")
+        rid = given_id if _SAFE_REQUEST_ID.match(given_id) else f"req_{secrets.token_hex(8)}"
         path = scope.get("path", "")  # ASGI keeps the query string apart: it is never logged
         match = _APPROVAL_IN_PATH.search(path)
         started = time.perf_counter()
         status = 0
+        rid_header = (b"x-request-id", rid.encode())
 
         async def send_with_id(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                message["headers"] = [*message.get("headers", []), (b"x-request-id", rid.encode())]
+                message["headers"] = [*message.get("headers", []), rid_header]
             await send(message)
 
-        with bound(request_id=rid, approval_id=match.group(1) if match else None, connection_id=None):
-            try:
-                await self.app(scope, receive, send_with_id)
-            finally:
+        # What bound() does, without a generator and lists per request: the ids are set for this request.
+        tokens = (request_id.set(rid), approval_id.set(match.group(1) if match else None), connection_id.set(None))
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            if access_log.isEnabledFor(logging.INFO):  # the record, its extras and the clock only when kept
                 client = scope.get("client") or ("-", 0)
                 access_log.info(
                     "%s %s %s", scope.get("method"), path, status or "-",
                     extra={"method": scope.get("method"), "path": path, "status": status or None,
                            "duration_ms": round((time.perf_counter() - started) * 1000, 1),
                            "client": client[0]})
+            connection_id.reset(tokens[2])
+            approval_id.reset(tokens[1])
+            request_id.reset(tokens[0])
 
 
 __all__ = ["LogFormat", "RequestContext", "approval_id", "bound", "configure_logging", "connection_id",

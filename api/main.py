@@ -20,6 +20,7 @@ from api.admission import install_admission
 from api.approvals.authority import Authority
 from api.approvals.decisions import Decisions
 from api.approvals.effects import Effects
+from api.approvals.fast_intake import FastIntake
 from api.approvals.held_reads import HeldReads
 from api.approvals.review_links import ReviewLinks
 from api.approvals.routes import router as approvals_router
@@ -211,6 +212,7 @@ def create_app(settings: Settings | None = None, *, container: Container | None 
         body, media_type = await container.metrics.render(container.db, container.waiters.held, container.clock())
         return Response(body, media_type=media_type)
 
+    app.add_middleware(FastIntake)  # `POST /v1/approvals` in a short stack, inside BodyLimit: the body is checked
     app.add_middleware(BodyLimit)
     app.add_middleware(HeldReads)  # `GET …?waitMs=` waits in a short stack: ten thousand holds fit in memory
     app.add_middleware(RequestContext)  # outermost: its request id is on every line, errors' included

@@ -13,20 +13,15 @@ to the app unchanged, so errors keep their one source. Installed inside RequestC
 read keeps its request id, access line and log context.
 """
 
-import logging
 import re
 from urllib.parse import parse_qsl
 
-from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from api.admission import overloaded
 from api.approvals.routes import held_answer
+from api.approvals.short_stack import error_answer, header
 from api.connections.auth import authenticate_bearer
-from api.errors import AppError
-from api.http import PROBLEM, problem_response
 
-log = logging.getLogger(__name__)
 HELD_READ = re.compile(r"/v1/approvals/([^/]+)")
 MAX_DIGITS = 12  # longer numbers go to the framework, which parses (and caps) them as it always has
 
@@ -59,29 +54,14 @@ class HeldReads:
         container = scope["app"].state.container
         approval_id = HELD_READ.fullmatch(scope["path"]).group(1)  # type: ignore[union-attr]
         try:
-            connection = await authenticate_bearer(container, _header(scope, b"authorization"))
+            connection = await authenticate_bearer(container, header(scope, b"authorization"))
             async with container.approvals.hold_slot(connection.id, wait_ms):
                 approval = await container.approvals.hold(connection.id, approval_id, wait_ms)
             del connection
             response = held_answer(approval)
-        except AppError as exc:  # as install_error_handlers answers it
-            response = JSONResponse(exc.problem(), status_code=exc.status, media_type=PROBLEM, headers=exc.headers())
         except Exception as exc:
-            refused = overloaded(exc)
-            if refused is not None:
-                response = JSONResponse(refused.problem(), status_code=503, media_type=PROBLEM,
-                                        headers=refused.headers())
-            else:
-                log.exception("unhandled error", exc_info=exc)
-                response = problem_response(500, "Internal error", "something went wrong on our side; nothing was lost")
+            response = error_answer(exc)
         await response(scope, receive, send)
-
-
-def _header(scope: Scope, name: bytes) -> str:
-    for key, value in scope["headers"]:
-        if key == name:
-            return value.decode("latin-1")
-    return ""
 
 
 __all__ = ["HeldReads", "held_wait_ms"]

@@ -11,13 +11,14 @@ from api.approvals.docs import ApprovalListOut, ApprovalOut
 from api.approvals.enums import ApprovalStatus
 from api.approvals.models import Approval
 from api.approvals.schemas import ApprovalCreate, approval_out
-from api.approvals.service import Intake
+from api.approvals.service import ApprovalService, Intake
 from api.connections.auth import bearer_connection
 from api.connections.models import Connection
 from api.http import FiniteJSONResponse, ParsedBodyRoute
 
 router = APIRouter(prefix="/v1", tags=["approvals"], route_class=ParsedBodyRoute)
 Authed = Annotated[Connection, Depends(bearer_connection)]
+MAX_IDEMPOTENCY_KEY = 255  # characters; the short stack (fast_intake.py) takes only keys within it too
 
 
 def _services(request: Request):
@@ -36,26 +37,32 @@ def held_answer(approval: Approval) -> Response:
     return Response(body, media_type="application/json")
 
 
+async def intake_answer(approvals: ApprovalService, connection: Connection, body: ApprovalCreate,
+                        idempotency_key: str | None) -> Response:
+    """Create the approval, then answer: 202 pending, 200 decided at once, or the held answer for
+    `timeoutMs`. The route below and the short stack (fast_intake.py) both answer through this."""
+    if body.timeout_ms is None:
+        created = await approvals.create(connection, Intake(body, idempotency_key=idempotency_key))
+        approval = created.approval
+        status_code = 202 if approval.status == ApprovalStatus.PENDING else 200
+        return FiniteJSONResponse(approval_out(approval), status_code=status_code)
+    # The hold's slot is taken before anything is stored: a request refused for holds leaves no approval.
+    async with approvals.hold_slot(connection.id, body.timeout_ms):
+        created = await approvals.create(connection, Intake(body, idempotency_key=idempotency_key))
+        approval_id, timeout_ms = created.approval.id, body.timeout_ms
+        del created, body  # what the hold does not need is not kept while it waits
+        approval = await approvals.hold(connection.id, approval_id, timeout_ms)
+    return held_answer(approval)
+
+
 @router.post("/approvals", status_code=202, response_model=ApprovalOut,
              responses={200: {"model": ApprovalOut, "description": "decided at once, or held (`timeoutMs`)"},
                         202: {"description": "pending review"}})
 async def create_approval(
     body: ApprovalCreate, request: Request, connection: Authed,
-    idempotency_key: Annotated[str | None, Header(max_length=255)] = None,
-) -> JSONResponse:
-    container = _services(request)
-    if body.timeout_ms is None:
-        created = await container.approvals.create(connection, Intake(body, idempotency_key=idempotency_key))
-        approval = created.approval
-        status_code = 202 if approval.status == ApprovalStatus.PENDING else 200
-        return FiniteJSONResponse(approval_out(approval), status_code=status_code)
-    # The hold's slot is taken before anything is stored: a request refused for holds leaves no approval.
-    async with container.approvals.hold_slot(connection.id, body.timeout_ms):
-        created = await container.approvals.create(connection, Intake(body, idempotency_key=idempotency_key))
-        approval_id, timeout_ms = created.approval.id, body.timeout_ms
-        del created, body  # what the hold does not need is not kept while it waits
-        approval = await container.approvals.hold(connection.id, approval_id, timeout_ms)
-    return held_answer(approval)
+    idempotency_key: Annotated[str | None, Header(max_length=MAX_IDEMPOTENCY_KEY)] = None,
+) -> Response:
+    return await intake_answer(_services(request).approvals, connection, body, idempotency_key)
 
 
 @router.get("/approvals/{approval_id}", response_model=ApprovalOut)
