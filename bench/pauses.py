@@ -1,0 +1,165 @@
+"""Where the intake's pauses come from, measured in the server: `.venv/bin/python bench/pauses.py`.
+
+At a fixed rate well under the maximum a server should answer in about its own service time; a p99
+far above that is pauses in the one process. This starts the bench's Cheqpoint server with probes
+installed (measurement only, nothing in the product changes) and loads it open-loop at `--rate`:
+
+- event-loop lag: a task that sleeps 1 ms and records how late it woke (every wake-up ≥ 5 ms);
+- the garbage collector: every collection's generation and duration (`gc.callbacks`);
+- the group commit: each batch's size and duration, and each COMMIT's time in SQLite's thread;
+- WAL checkpoints: `PRAGMA wal_checkpoint` run by SQLite inside a COMMIT shows as a long COMMIT.
+
+It prints the client's p50/p99 and, from the server, the largest pauses of each kind and their sums.
+"""
+
+import argparse
+import asyncio
+import atexit
+import gc
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parent
+sys.path.insert(0, str(BENCH))
+
+
+def install_probes(out: Path) -> None:
+    """In the server process, before the app is built."""
+    import aiosqlite.core
+
+    from api import db
+
+    record: dict[str, list] = {"gc": [], "lag": [], "batch": [], "commit": []}
+    lag_started: list[asyncio.Task] = []
+    started: dict[str, float] = {}
+
+    def on_gc(phase: str, info: dict) -> None:
+        if phase == "start":
+            started["gc"], started["gc_cpu"] = time.perf_counter(), time.thread_time()
+        elif "gc" in started and lag_started:  # from the first write on: start-up's collections are not load
+            record["gc"].append((info["generation"], time.perf_counter() - started["gc"],
+                                 time.thread_time() - started["gc_cpu"]))
+
+    gc.callbacks.append(on_gc)
+
+    async def commit(self: aiosqlite.core.Connection) -> None:
+        def timed() -> None:
+            began = time.perf_counter()
+            self._conn.commit()
+            record["commit"].append(time.perf_counter() - began)
+        await self._execute(timed)
+
+    aiosqlite.core.Connection.commit = commit
+
+    original_run = db.GroupCommitWriter._run_together
+    original_alone = db.GroupCommitWriter._run_alone
+
+    async def lag_monitor() -> None:
+        while True:
+            due = time.perf_counter() + 0.001
+            await asyncio.sleep(0.001)
+            late = time.perf_counter() - due
+            if late >= 0.005:
+                record["lag"].append(late)
+
+    def ensure_lag() -> None:
+        if not lag_started:
+            record["objects_at_start"] = [len(gc.get_objects(generation)) for generation in (0, 1, 2)]
+            record["frozen"] = gc.get_freeze_count()
+            lag_started.append(asyncio.get_running_loop().create_task(lag_monitor()))
+
+    async def run_together(self, batch):
+        ensure_lag()
+        began = time.perf_counter()
+        await original_run(self, batch)
+        record["batch"].append((len(batch), time.perf_counter() - began))
+
+    async def run_alone(self, fn, future):
+        ensure_lag()
+        began = time.perf_counter()
+        await original_alone(self, fn, future)
+        record["batch"].append((1, time.perf_counter() - began))
+
+    db.GroupCommitWriter._run_together = run_together
+    db.GroupCommitWriter._run_alone = run_alone
+    def dump() -> None:
+        record["objects"] = [len(gc.get_objects(generation)) for generation in (0, 1, 2)]
+        out.write_text(json.dumps(record))
+
+    atexit.register(dump)
+
+
+def serve(database_url: str, port: int, out: Path) -> None:
+    import signal
+
+    install_probes(out)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # atexit must run
+    sys.argv = ["servers.py", "cheqpoint", database_url, str(port)]
+    import runpy
+
+    runpy.run_path(str(BENCH / "servers.py"), run_name="__main__")
+
+
+def summary(name: str, values: list[float]) -> str:
+    if not values:
+        return f"{name}: none"
+    ordered = sorted(values)
+    return (f"{name}: n={len(values)} sum={sum(values) * 1000:.0f} ms max={ordered[-1] * 1000:.1f} ms "
+            f"p99={ordered[int(len(ordered) * 0.99)] * 1000:.1f} ms top5={[round(v * 1000, 1) for v in ordered[-5:]]}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rate", type=float, default=250)
+    parser.add_argument("--seconds", type=float, default=8)
+    parser.add_argument("--warmup", type=float, default=2)
+    args = parser.parse_args()
+    from intake import BODY, connection_key, free_port
+    from wire import open_loop, percentile, render
+
+    workdir = Path(tempfile.mkdtemp())
+    url = f"sqlite+aiosqlite:///{workdir / 'pauses.db'}"
+    headers = {"Authorization": f"Bearer {asyncio.run(connection_key(url))}"}
+    port, out = free_port(), workdir / "probes.json"
+    process = subprocess.Popen([sys.executable, __file__, "serve", url, str(port), str(out)], env=os.environ)
+    try:
+        raw = render("POST", "/v1/approvals", headers, BODY)
+        for _ in range(200):
+            try:
+                asyncio.run(asyncio.open_connection("127.0.0.1", port))
+                break
+            except OSError:
+                time.sleep(0.05)
+        asyncio.run(open_loop(port, raw, args.rate, args.warmup))
+        result = asyncio.run(open_loop(port, raw, args.rate, args.seconds))
+    finally:
+        process.terminate()
+        process.wait()
+    probes = json.loads(out.read_text())
+    print(f"rate {args.rate}/s for {args.seconds} s (after {args.warmup} s warm-up), load average "
+          f"{os.getloadavg()[0]:.2f}, errors {result.errors}")
+    print(f"client: p50 {percentile(result.latencies, 0.5) * 1000:.1f} ms, "
+          f"p99 {percentile(result.latencies, 0.99) * 1000:.1f} ms, max {max(result.latencies) * 1000:.1f} ms")
+    print("server, from its first write (the warm-up included):")
+    print("  " + summary("loop lag ≥ 5 ms", probes["lag"]))
+    for generation in (0, 1, 2):
+        print("  " + summary(f"gc gen {generation}", [d for g, d, _ in probes["gc"] if g == generation]))
+        print("  " + summary("  its CPU time", [c for g, _, c in probes["gc"] if g == generation]))
+    print("  " + summary("COMMIT in SQLite's thread", probes["commit"]))
+    print("  " + summary("group-commit batch", [d for _, d in probes["batch"]]))
+    print(f"  objects tracked at the first write by generation {probes['objects_at_start']}, "
+          f"frozen {probes['frozen']}; at the end (after shut-down) {probes['objects']}")
+    sizes = [n for n, _ in probes["batch"]]
+    print(f"  batches: {len(sizes)}, mean size {sum(sizes) / max(1, len(sizes)):.1f}, max {max(sizes, default=0)}")
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 1 and sys.argv[1] == "serve":
+        serve(sys.argv[2], int(sys.argv[3]), Path(sys.argv[4]))
+    else:
+        main()
