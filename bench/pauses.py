@@ -28,13 +28,13 @@ BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH))
 
 
-def install_probes(out: Path) -> None:
+def install_probes(database: str, out: Path) -> None:
     """In the server process, before the app is built."""
     import aiosqlite.core
 
     from api import db
 
-    record: dict[str, list] = {"gc": [], "lag": [], "batch": [], "commit": []}
+    record: dict[str, list] = {"gc": [], "lag": [], "batch": [], "commit": [], "checkpoint_in_commit": []}
     lag_started: list[asyncio.Task] = []
     started: dict[str, float] = {}
 
@@ -47,11 +47,25 @@ def install_probes(out: Path) -> None:
 
     gc.callbacks.append(on_gc)
 
+    shm = Path(database.removeprefix("sqlite+aiosqlite:///") + "-shm")
+
+    def backfilled() -> int:
+        """The WAL index's nBackfill (after its two 48-byte headers): it moves when a checkpoint copies frames."""
+        try:
+            with shm.open("rb") as file:
+                file.seek(96)
+                return int.from_bytes(file.read(4), sys.byteorder)
+        except OSError:
+            return -1
+
     async def commit(self: aiosqlite.core.Connection) -> None:
         def timed() -> None:
-            began = time.perf_counter()
+            before, began = backfilled(), time.perf_counter()
             self._conn.commit()
-            record["commit"].append(time.perf_counter() - began)
+            spent = time.perf_counter() - began
+            record["commit"].append(spent)
+            if backfilled() != before:
+                record["checkpoint_in_commit"].append(spent)
         await self._execute(timed)
 
     aiosqlite.core.Connection.commit = commit
@@ -97,7 +111,7 @@ def install_probes(out: Path) -> None:
 def serve(database_url: str, port: int, out: Path) -> None:
     import signal
 
-    install_probes(out)
+    install_probes(database_url, out)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # atexit must run
     sys.argv = ["servers.py", "cheqpoint", database_url, str(port)]
     import runpy
@@ -151,6 +165,7 @@ def main() -> None:
         print("  " + summary(f"gc gen {generation}", [d for g, d, _ in probes["gc"] if g == generation]))
         print("  " + summary("  its CPU time", [c for g, _, c in probes["gc"] if g == generation]))
     print("  " + summary("COMMIT in SQLite's thread", probes["commit"]))
+    print("  " + summary("of which COMMITs that checkpointed", probes["checkpoint_in_commit"]))
     print("  " + summary("group-commit batch", [d for _, d in probes["batch"]]))
     print(f"  objects tracked at the first write by generation {probes['objects_at_start']}, "
           f"frozen {probes['frozen']}; at the end (after shut-down) {probes['objects']}")

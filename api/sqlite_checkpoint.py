@@ -1,0 +1,65 @@
+"""SQLite's WAL checkpoints, taken off the group-commit writer's path.
+
+In WAL mode a commit appends pages to the `-wal` file; a checkpoint copies them back into the
+database file and syncs it. By default SQLite checkpoints inside whichever COMMIT takes the WAL past
+1,000 pages, so every few seconds under load one batch's COMMIT also copied and synced the whole WAL
+(2–10 ms, measured by `bench/pauses.py`), and every request in that batch and queued behind it
+waited for it.
+
+Here a thread with its own connection runs `PRAGMA wal_checkpoint(PASSIVE)` every `interval`
+seconds. PASSIVE takes neither the writer's lock nor the readers', so the writer keeps appending
+while pages are copied, and the sqlite3 module releases the GIL while SQLite works, so the event
+loop is not held either. Once the WAL is fully copied, the next write starts it again from the
+beginning, which keeps it bounded. The app's connections keep SQLite's own automatic checkpoint,
+at `BACKSTOP_PAGES` instead of 1,000, only as a backstop should this thread fall behind or stop.
+
+Durability does not depend on checkpoints: with `synchronous=FULL` (api/db.py) each COMMIT syncs
+the WAL before it returns, and a checkpoint only moves already durable pages.
+"""
+
+import contextlib
+import logging
+import sqlite3
+import threading
+
+log = logging.getLogger(__name__)
+
+BACKSTOP_PAGES = 10_000  # ~40 MB of WAL: only reached if the checkpointer cannot keep up
+
+
+class Checkpointer:
+    """A daemon thread that checkpoints one SQLite file's WAL every `interval` seconds."""
+
+    def __init__(self, path: str, interval: float = 0.25) -> None:
+        self.path = path
+        self.interval = interval
+        self.runs = 0  # completed checkpoints, for tests and metrics
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="cheqpoint-wal-checkpoint", daemon=True)
+            self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+            self._thread = None
+
+    def _run(self) -> None:
+        try:
+            connection = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        except sqlite3.Error:
+            log.exception("WAL checkpointer: cannot open %s; SQLite's automatic checkpoint remains", self.path)
+            return
+        with contextlib.closing(connection):
+            connection.execute("PRAGMA synchronous=FULL")  # the checkpoint syncs the database file
+            while not self._stop.wait(self.interval):
+                try:
+                    connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                except sqlite3.Error as error:  # a locked or busy file: try again next time
+                    log.debug("WAL checkpoint skipped: %s", error)
+                    continue
+                self.runs += 1
