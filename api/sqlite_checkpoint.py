@@ -3,7 +3,8 @@
 In WAL mode a commit appends pages to the `-wal` file; a checkpoint copies them back into the
 database file and syncs it. By default SQLite checkpoints inside whichever COMMIT takes the WAL past
 1,000 pages, so every few seconds under load one batch's COMMIT also copied and synced the whole WAL
-(2–10 ms, measured by `bench/pauses.py`), and every request in that batch and queued behind it
+(2–10 ms with the disk quiet, 12–57 ms with the machine busy, measured by
+`bench/pauses.py`), and every request in that batch and queued behind it
 waited for it.
 
 Here a thread with its own connection runs `PRAGMA wal_checkpoint(PASSIVE)` every `interval`

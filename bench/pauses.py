@@ -102,21 +102,25 @@ def install_probes(database: str, out: Path) -> None:
     db.GroupCommitWriter._run_together = run_together
     db.GroupCommitWriter._run_alone = run_alone
     def dump() -> None:
+        wal = shm.with_name(shm.name.removesuffix("-shm") + "-wal")
+        record["wal_bytes"] = wal.stat().st_size if wal.exists() else 0  # at shut-down: SQLite may have removed it
         record["objects"] = [len(gc.get_objects(generation)) for generation in (0, 1, 2)]
         out.write_text(json.dumps(record))
 
     atexit.register(dump)
 
 
-def serve(database_url: str, port: int, out: Path) -> None:
+def serve(tree: Path, database_url: str, port: int, out: Path) -> None:
     import signal
+
+    sys.path.insert(0, str(tree))  # the checkout measured: its `api` and its bench server
 
     install_probes(database_url, out)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # atexit must run
     sys.argv = ["servers.py", "cheqpoint", database_url, str(port)]
     import runpy
 
-    runpy.run_path(str(BENCH / "servers.py"), run_name="__main__")
+    runpy.run_path(str(tree / "bench" / "servers.py"), run_name="__main__")
 
 
 def summary(name: str, values: list[float]) -> str:
@@ -132,6 +136,7 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=250)
     parser.add_argument("--seconds", type=float, default=8)
     parser.add_argument("--warmup", type=float, default=2)
+    parser.add_argument("--tree", type=Path, default=BENCH.parent, help="the checkout to serve (before/after)")
     args = parser.parse_args()
     from intake import BODY, connection_key, free_port
     from wire import open_loop, percentile, render
@@ -140,7 +145,8 @@ def main() -> None:
     url = f"sqlite+aiosqlite:///{workdir / 'pauses.db'}"
     headers = {"Authorization": f"Bearer {asyncio.run(connection_key(url))}"}
     port, out = free_port(), workdir / "probes.json"
-    process = subprocess.Popen([sys.executable, __file__, "serve", url, str(port), str(out)], env=os.environ)
+    process = subprocess.Popen([sys.executable, __file__, "serve", str(args.tree.resolve()), url, str(port), str(out)],
+                               env={**os.environ, "PYTHONPATH": str(args.tree.resolve())})
     try:
         raw = render("POST", "/v1/approvals", headers, BODY)
         for _ in range(200):
@@ -155,8 +161,8 @@ def main() -> None:
         process.terminate()
         process.wait()
     probes = json.loads(out.read_text())
-    print(f"rate {args.rate}/s for {args.seconds} s (after {args.warmup} s warm-up), load average "
-          f"{os.getloadavg()[0]:.2f}, errors {result.errors}")
+    print(f"{args.tree.resolve()}: rate {args.rate}/s for {args.seconds} s (after {args.warmup} s warm-up), "
+          f"load average {os.getloadavg()[0]:.2f}, errors {result.errors}")
     print(f"client: p50 {percentile(result.latencies, 0.5) * 1000:.1f} ms, "
           f"p99 {percentile(result.latencies, 0.99) * 1000:.1f} ms, max {max(result.latencies) * 1000:.1f} ms")
     print("server, from its first write (the warm-up included):")
@@ -175,6 +181,6 @@ def main() -> None:
 
 if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "serve":
-        serve(sys.argv[2], int(sys.argv[3]), Path(sys.argv[4]))
+        serve(Path(sys.argv[2]), sys.argv[3], int(sys.argv[4]), Path(sys.argv[5]))
     else:
         main()
