@@ -49,23 +49,28 @@ def install_probes(database: str, out: Path) -> None:
 
     shm = Path(database.removeprefix("sqlite+aiosqlite:///") + "-shm")
 
-    def backfilled() -> int:
-        """The WAL index's nBackfill (after its two 48-byte headers): it moves when a checkpoint copies frames."""
+    def wal_index() -> tuple[int, int]:
+        """The WAL index's mxFrame (the WAL's last frame) and nBackfill (after its two 48-byte headers,
+        how far checkpoints have copied it)."""
         try:
-            with shm.open("rb") as file:
-                file.seek(96)
-                return int.from_bytes(file.read(4), sys.byteorder)
+            head = shm.read_bytes()[:100]
         except OSError:
-            return -1
+            return -1, -1
+        return int.from_bytes(head[16:20], sys.byteorder), int.from_bytes(head[96:100], sys.byteorder)
 
     async def commit(self: aiosqlite.core.Connection) -> None:
         def timed() -> None:
-            before, began = backfilled(), time.perf_counter()
+            automatic = self._conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0]
+            before, began = wal_index()[1], time.perf_counter()
             self._conn.commit()
             spent = time.perf_counter() - began
             record["commit"].append(spent)
-            if backfilled() != before:
+            frames, copied = wal_index()
+            # SQLite checkpoints in a COMMIT once the WAL holds `wal_autocheckpoint` frames; a copy
+            # made below that is another connection's (a checkpointer's), not this COMMIT's.
+            if copied != before and frames >= automatic > 0:
                 record["checkpoint_in_commit"].append(spent)
+            record["wal_frames"] = max(record.get("wal_frames", 0), frames)
         await self._execute(timed)
 
     aiosqlite.core.Connection.commit = commit
@@ -102,8 +107,6 @@ def install_probes(database: str, out: Path) -> None:
     db.GroupCommitWriter._run_together = run_together
     db.GroupCommitWriter._run_alone = run_alone
     def dump() -> None:
-        wal = shm.with_name(shm.name.removesuffix("-shm") + "-wal")
-        record["wal_bytes"] = wal.stat().st_size if wal.exists() else 0  # at shut-down: SQLite may have removed it
         record["objects"] = [len(gc.get_objects(generation)) for generation in (0, 1, 2)]
         out.write_text(json.dumps(record))
 
@@ -127,18 +130,20 @@ def summary(name: str, values: list[float]) -> str:
     if not values:
         return f"{name}: none"
     ordered = sorted(values)
-    return (f"{name}: n={len(values)} sum={sum(values) * 1000:.0f} ms max={ordered[-1] * 1000:.1f} ms "
+    return (f"{name}: n={len(values)} sum={sum(values) * 1000:.0f} ms "
+            f"p50={ordered[len(ordered) // 2] * 1000:.1f} ms max={ordered[-1] * 1000:.1f} ms "
             f"p99={ordered[int(len(ordered) * 0.99)] * 1000:.1f} ms top5={[round(v * 1000, 1) for v in ordered[-5:]]}")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--rate", type=float, default=250)
+    parser.add_argument("--rate", type=float, default=0,
+                        help="requests/s; 0: half the maximum, measured first with wrk at 32 connections")
     parser.add_argument("--seconds", type=float, default=8)
     parser.add_argument("--warmup", type=float, default=2)
     parser.add_argument("--tree", type=Path, default=BENCH.parent, help="the checkout to serve (before/after)")
     args = parser.parse_args()
-    from intake import BODY, connection_key, free_port
+    from intake import BODY, connection_key, free_port, load_with_wrk
     from wire import open_loop, percentile, render
 
     workdir = Path(tempfile.mkdtemp())
@@ -155,6 +160,10 @@ def main() -> None:
                 break
             except OSError:
                 time.sleep(0.05)
+        if not args.rate:  # as bench/run.py's intake stage: the maximum, then half of it
+            top = load_with_wrk(f"http://127.0.0.1:{port}", headers, int(args.seconds), 32)
+            args.rate = round(top["requests_per_s"] / 2)
+            print(f"maximum {top['requests_per_s']:.0f} requests/s (wrk, 32 connections)")
         asyncio.run(open_loop(port, raw, args.rate, args.warmup))
         result = asyncio.run(open_loop(port, raw, args.rate, args.seconds))
     finally:
@@ -172,6 +181,7 @@ def main() -> None:
         print("  " + summary("  its CPU time", [c for g, _, c in probes["gc"] if g == generation]))
     print("  " + summary("COMMIT in SQLite's thread", probes["commit"]))
     print("  " + summary("of which COMMITs that checkpointed", probes["checkpoint_in_commit"]))
+    print(f"  the WAL's largest size seen at a COMMIT: {probes.get('wal_frames', 0)} frames")
     print("  " + summary("group-commit batch", [d for _, d in probes["batch"]]))
     print(f"  objects tracked at the first write by generation {probes['objects_at_start']}, "
           f"frozen {probes['frozen']}; at the end (after shut-down) {probes['objects']}")
