@@ -22,13 +22,14 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH))
 
 
-def install_probes(database: str, out: Path) -> None:
+def install_probes(database: str, out: Path) -> Callable[[], None]:
     """In the server process, before the app is built."""
     import aiosqlite.core
 
@@ -111,6 +112,7 @@ def install_probes(database: str, out: Path) -> None:
         out.write_text(json.dumps(record))
 
     atexit.register(dump)
+    return dump
 
 
 def serve(tree: Path, database_url: str, port: int, out: Path) -> None:
@@ -118,8 +120,13 @@ def serve(tree: Path, database_url: str, port: int, out: Path) -> None:
 
     sys.path.insert(0, str(tree))  # the checkout measured: its `api` and its bench server
 
-    install_probes(database_url, out)
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # atexit must run
+    dump = install_probes(database_url, out)
+
+    def stop(*_: object) -> None:  # the record written now: an exception raised here could land in a gc callback
+        dump()
+        os._exit(0)
+
+    signal.signal(signal.SIGTERM, stop)
     sys.argv = ["servers.py", "cheqpoint", database_url, str(port)]
     import runpy
 
