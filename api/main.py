@@ -32,6 +32,7 @@ from api.config import Settings
 from api.connections.auth import KeyCache
 from api.db import Database, utcnow
 from api.execution.gateway import StripeGateway
+from api.gc_tuning import frozen_after_startup
 from api.http import BodyLimit, install_error_handlers
 from api.jobs import register_core_jobs
 from api.logs import RequestContext
@@ -177,7 +178,8 @@ def create_app(settings: Settings | None = None, *, container: Container | None 
         for line in settings.describe():
             log.info(line)
         async with running(container, worker=run_worker):
-            yield
+            with frozen_after_startup():  # full collections stop walking start-up's objects (api/gc_tuning.py)
+                yield
 
     # FastAPI's own OpenTelemetry hooks are off: the service keeps its metrics in Prometheus
     # (/metrics), and with them on every request asks OpenTelemetry for its providers (2 % of intake).
