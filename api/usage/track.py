@@ -40,7 +40,7 @@ from api.usage.keys import SPANS, Key, Sums, bucket_start, contributions
 from api.usage.models import UsageTotal
 
 QUEUED = "cheqpoint.usage_queued"
-READS = "cheqpoint.usage_reads"  # key → (edge minute's start, its end, rows), see read.py
+READS = "cheqpoint.usage_reads"  # key → (edge minute's start, its end, what was read), see read.py
 
 # (scope, subject, action, currency, span, starts_at) → [count, amount]
 Bucketed = tuple[str, str, str, str, int, datetime]
@@ -66,16 +66,17 @@ def changed(session: Any, approval: Any, before: dict[Key, Sums]) -> None:
     reads = session.info.get(READS)
     if reads:
         created = approval.created_at
-        for key in [key for key, (edge_from, edge_to, _rows) in reads.items() if edge_from <= created < edge_to]:
+        for key in [key for key, (edge_from, edge_to, _read) in reads.items() if edge_from <= created < edge_to]:
             del reads[key]
     queue: defaultdict[Bucketed, list[int]] = session.info.setdefault(QUEUED, defaultdict(lambda: [0, 0]))
+    buckets = [(span, bucket_start(approval.created_at, span)) for span in SPANS]
     for key in before.keys() | after.keys():
         count = after.get(key, (0, 0))[0] - before.get(key, (0, 0))[0]
         amount = after.get(key, (0, 0))[1] - before.get(key, (0, 0))[1]
         if count == 0 and amount == 0:
             continue
-        for span in SPANS:
-            sums = queue[(*key, span, bucket_start(approval.created_at, span))]
+        for span, starts_at in buckets:
+            sums = queue[(*key, span, starts_at)]
             sums[0] += count
             sums[1] += amount
 
