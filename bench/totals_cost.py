@@ -13,7 +13,10 @@ busy machine; both are printed. Rows are written as intake writes them, counters
 instead serves the app in this process (over httpx's ASGI transport, 32 requests at a time, SQLite)
 and prints the CPU per intake request without a policy and with `bench/velocity.yaml`, alternately:
 the difference is what the velocity rule and its totals cost a request, the client's share being the
-same in both. `CHEQPOINT_BENCH_ROOT=/work/base` measures another checkout's code with this script.
+same in both. `--parts` times the rule's own parts on a shared machine (each the best of 7 runs,
+which load can only lengthen): deciding a request with `bench/velocity.yaml`, and a group commit of
+32 requests reading the totals, queueing their counters and writing them at commit.
+`CHEQPOINT_BENCH_ROOT=/work/base` measures another checkout's code with this script.
 """
 
 import argparse
@@ -139,13 +142,58 @@ async def intake_rounds(requests: int, rounds: int) -> None:
                   f"{os.getloadavg()[0]:.1f} |", flush=True)
 
 
+async def parts() -> None:
+    from api.policy.engine import PolicyInput
+    from api.policy.loader import load_policy
+
+    logging.disable(logging.WARNING)
+    print(f"code: {ROOT}")
+    with tempfile.TemporaryDirectory() as workdir:
+        db = Database(f"sqlite+aiosqlite:///{Path(workdir) / 'parts.db'}")
+        await upgrade(db.engine)
+        created = await db.write(lambda session: connections.create(session, "bench"))
+        now = datetime.now(UTC)
+        await fill(db, created.connection.id, 1000, now - timedelta(minutes=5))
+        async with db.read() as session:
+            connection = await session.get(type(created.connection), created.connection.id)
+            totals = await running_totals(session, connection, "issue_refund", DETAILS, now)
+        policy = load_policy(ROOT / "bench" / "velocity.yaml")
+        request = PolicyInput(action="issue_refund", details={**DETAILS, "amount_cents": 34900}, now=now,
+                              connection={"id": connection.id, "name": connection.name}, totals=totals)
+        best = []
+        for _ in range(7):
+            cpu = time.process_time()
+            for _ in range(2000):
+                policy.evaluate(request)
+            best.append((time.process_time() - cpu) / 2000 * 1000)
+        print(f"deciding a request with velocity.yaml: {min(best):.3f} ms of CPU")
+        best = []
+        for run in range(7):
+            batches = [[stored(100000 + run * 10000 + b * 32 + i, connection.id,
+                               now + timedelta(milliseconds=b * 32 + i)) for i in range(32)] for b in range(20)]
+            cpu = time.process_time()
+            for batch in batches:
+                async def write(session: Any, batch: list[Approval] = batch) -> None:
+                    for approval in batch:
+                        await running_totals(session, connection, "issue_refund", DETAILS, approval.created_at)
+                        track.added(session, approval)
+                await db.write(write)
+            best.append((time.process_time() - cpu) / (20 * 32) * 1000)
+        print(f"totals in a group commit of 32 (read, queue, write at commit): {min(best):.3f} ms of CPU a request")
+        await db.close()
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[0, 1000, 10000, 50000])
     parser.add_argument("--reads", type=int, default=300)
     parser.add_argument("--intake", type=int, metavar="N", help="CPU per intake request over N requests instead")
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--parts", action="store_true", help="time the velocity rule's parts instead")
     args = parser.parse_args()
+    if args.parts:
+        await parts()
+        return
     if args.intake:
         await intake_rounds(args.intake, args.rounds)
         return
