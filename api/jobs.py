@@ -1,5 +1,5 @@
-"""The core's own job kinds: expiry, execution, verification and callbacks. Surfaces register theirs
-(`DecisionSurface.register_jobs`) beside these."""
+"""The core's own job kinds: expiry, execution, verification, callbacks and pruning the velocity
+counters. Surfaces register theirs (`DecisionSurface.register_jobs`) beside these."""
 
 from typing import TYPE_CHECKING, Any
 
@@ -10,6 +10,7 @@ from api.execution.job import execute_approval
 from api.facts.job import verify_later
 from api.outbox.kinds import JobKind
 from api.outbox.registry import Backoff, JobContext
+from api.usage import prune as usage_prune
 
 if TYPE_CHECKING:
     from api.main import Container
@@ -24,6 +25,7 @@ def register_core_jobs(container: "Container") -> None:
     container.registry.register(JobKind.EXPIRE_APPROVAL, expire_approval)
     container.registry.register(JobKind.EXECUTE, execute_approval)
     container.registry.register(JobKind.VERIFY, verify_later)
+    container.registry.register(usage_prune.KIND, usage_prune.prune)  # enqueued hourly by the counters' writes
     container.effects.subscribe(callbacks_on_event)
     # The handler schedules its own retries; this back-off only covers a crash inside it.
     container.registry.register(JobKind.DELIVER_CALLBACK, deliver_callback,

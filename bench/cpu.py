@@ -1,9 +1,11 @@
-"""The server's CPU per intake request, by thread: `.venv/bin/python bench/cpu.py [--seconds 8]`.
+"""The server's CPU per intake request, by thread: `.venv/bin/python bench/cpu.py [--seconds 8] [--policy FILE]`.
 
 On a shared machine the maximum rate moves with how much of a core the server gets; the CPU time it
 spends per request moves much less, so it is the figure to compare two versions by (run them
 alternately, several times). Starts the bench's Cheqpoint server on a fresh SQLite file, loads it
 with wrk at 32 connections and reads each thread's CPU time from /proc before and after.
+`--policy bench/velocity.yaml` serves that policy (CHEQPOINT_POLICY_FILE): the difference from a run
+without it is what the policy's rules, and the totals they read, cost a request.
 """
 
 import argparse
@@ -28,10 +30,12 @@ def thread_cpu(pid: int) -> dict[str, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=int, default=8)
+    parser.add_argument("--policy", type=Path, help="a policy file for the server (CHEQPOINT_POLICY_FILE)")
     args = parser.parse_args()
     url = f"sqlite+aiosqlite:///{Path(tempfile.mkdtemp()) / 'cpu.db'}"
     headers = {"Authorization": f"Bearer {asyncio.run(connection_key(url))}"}
-    process, base = start("cheqpoint", url)
+    env = {"CHEQPOINT_POLICY_FILE": str(args.policy.resolve())} if args.policy else None
+    process, base = start("cheqpoint", url, env)
     try:
         load_with_wrk(base, headers, 1, 32)  # warm up (it runs its own 2 s warm-up too)
         before, began = thread_cpu(process.pid), time.monotonic()

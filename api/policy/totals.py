@@ -16,7 +16,7 @@ customer's refunds over several keys; all zeros when the request names no custom
 the asking Connection's approvals of the same action.
 """
 
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 
@@ -47,8 +47,11 @@ class Totals:
     action: ActionTotals = field(default_factory=ActionTotals)
 
     def as_variables(self) -> dict[str, dict[str, int]]:
-        """The nested mapping a CEL condition sees as `totals`."""
-        return asdict(self)
+        """The nested mapping a CEL condition sees as `totals` (built by hand: `asdict` deep-copies
+        field by field, and this runs on every request a policy with totals decides)."""
+        return {"connection": {f: getattr(self.connection, f) for f in _FIELDS["connection"]},
+                "customer": {f: getattr(self.customer, f) for f in _FIELDS["customer"]},
+                "action": {f: getattr(self.action, f) for f in _FIELDS["action"]}}
 
 
 def empty_totals() -> Totals:
@@ -62,6 +65,10 @@ TOTALS_FIELDS: dict[str, frozenset[str]] = {
     "customer": frozenset(f.name for f in fields(CustomerTotals)),
     "action": frozenset(f.name for f in fields(ActionTotals)),
 }
+# The same, in declaration order (as `asdict` gave them), for `Totals.as_variables`.
+_FIELDS: dict[str, tuple[str, ...]] = {scope: tuple(f.name for f in fields(kind)) for scope, kind in
+                                       (("connection", ConnectionTotals), ("customer", CustomerTotals),
+                                        ("action", ActionTotals))}
 
 
 def totals_variables(totals: "Totals | dict[str, Any]") -> dict[str, Any]:

@@ -84,15 +84,14 @@ async def running_totals(session: AsyncSession, connection: Connection, action: 
     if not (isinstance(customer, str) and customer and refunds):
         customer = None
     theirs = refunds if customer is not None else ()
+    counters, edge = await _stored(session, connection.id, customer, wanted, mine, theirs, minute, hour)
     sums: defaultdict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0])
-    for part, name, created_at, count, amount in await _stored(session, connection.id, customer, wanted, mine,
-                                                               theirs, minute, hour):
-        if part.endswith("-edge"):
-            if created_at < start:
-                continue
-            part = part.removesuffix("-edge")
-        sums[(part, name)][0] += int(count or 0)
-        sums[(part, name)][1] += int(amount or 0)
+    for part_name, (count, amount) in counters.items():
+        sums[part_name] = [count, amount]
+    for part, name, created_at, count, amount in edge:
+        if created_at >= start:
+            sums[(part, name)][0] += count
+            sums[(part, name)][1] += amount
     for (scope, subject, name, currency, span, starts_at), (count, amount) in queued(session).items():
         in_window = starts_at >= hour if span == HOUR else minute <= starts_at < hour
         if (in_window and (wanted is None or currency == wanted)
@@ -115,8 +114,10 @@ async def running_totals(session: AsyncSession, connection: Connection, action: 
 
 
 async def _stored(session: AsyncSession, connection_id: str, customer: str | None, currency: str | None,
-                  mine: tuple[str, ...], theirs: tuple[str, ...], minute: datetime, hour: datetime) -> list[Any]:
-    """The counters' rows and the edge minute's approvals, read once per transaction (track.READS)."""
+                  mine: tuple[str, ...], theirs: tuple[str, ...], minute: datetime,
+                  hour: datetime) -> tuple[dict[tuple[str, str], tuple[int, int]], list[tuple[Any, ...]]]:
+    """The counters' sums by (scope, action), and the edge minute's approvals, read once per transaction
+    (track.READS): the requests of a group commit that share them add them up once."""
     key = (connection_id, customer, currency, mine, theirs, minute, hour)
     reads = session.info.setdefault(READS, {})
     if key in reads:
@@ -131,6 +132,15 @@ async def _stored(session: AsyncSession, connection_id: str, customer: str | Non
               "customer_id": customer, **{f"connection_action_{i}": name for i, name in enumerate(mine)},
               **{f"customer_action_{i}": name for i, name in enumerate(theirs)}}
     with session.no_autoflush:  # the counters are written at commit; what is queued is added by the caller
-        rows = list((await session.execute(_statement(len(mine), len(theirs), currency is not None), values)).all())
-    reads[key] = (edge, minute, rows)
-    return rows
+        rows = (await session.execute(_statement(len(mine), len(theirs), currency is not None), values)).all()
+    counters: defaultdict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0])
+    edge_rows = []  # the window's start, within this minute, differs per request: filtered by the caller
+    for part, name, created_at, count, amount in rows:
+        if part.endswith("-edge"):
+            edge_rows.append((part.removesuffix("-edge"), name, created_at, int(count or 0), int(amount or 0)))
+        else:
+            counters[(part, name)][0] += int(count or 0)
+            counters[(part, name)][1] += int(amount or 0)
+    kept = ({part_name: (count, amount) for part_name, (count, amount) in counters.items()}, edge_rows)
+    reads[key] = (edge, minute, kept)
+    return kept

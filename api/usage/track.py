@@ -18,22 +18,29 @@ commit counts the earlier ones. What they read from the database does not change
 group commit of many requests of one Connection reads it once. The exception is the edge minute,
 read from the approvals themselves: a change to an approval created in a kept edge minute drops
 what was kept.
+
+The write is one statement, compiled once, executed with every row of the transaction
+(`executemany`), rather than a multi-row VALUES whose SQL depends on how many rows there are and so
+was rendered again at every commit. A change to an approval created more than `prune.KEEP` ago is not
+written: no window reads its buckets any more, and `prune.py` deletes them.
 """
 
 from collections import defaultdict
 from datetime import datetime
+from functools import cache
 from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from api.db import utcnow
+from api.usage import prune
 from api.usage.keys import SPANS, Key, Sums, bucket_start, contributions
 from api.usage.models import UsageTotal
 
 QUEUED = "cheqpoint.usage_queued"
-READS = "cheqpoint.usage_reads"  # key → (edge minute's start, its end, rows), see read.py
-CHUNK = 500  # rows per statement: 8 parameters each stays far below SQLite's limit
+READS = "cheqpoint.usage_reads"  # key → (edge minute's start, its end, what was read), see read.py
 
 # (scope, subject, action, currency, span, starts_at) → [count, amount]
 Bucketed = tuple[str, str, str, str, int, datetime]
@@ -54,19 +61,22 @@ def changed(session: Any, approval: Any, before: dict[Key, Sums]) -> None:
     after = contributions(approval)
     if after == before:
         return
+    if approval.created_at < prune.cutoff(session.info.get("clock", utcnow)()):
+        return  # buckets no window reads any more (and that the prune job deletes)
     reads = session.info.get(READS)
     if reads:
         created = approval.created_at
-        for key in [key for key, (edge_from, edge_to, _rows) in reads.items() if edge_from <= created < edge_to]:
+        for key in [key for key, (edge_from, edge_to, _read) in reads.items() if edge_from <= created < edge_to]:
             del reads[key]
     queue: defaultdict[Bucketed, list[int]] = session.info.setdefault(QUEUED, defaultdict(lambda: [0, 0]))
+    buckets = [(span, bucket_start(approval.created_at, span)) for span in SPANS]
     for key in before.keys() | after.keys():
         count = after.get(key, (0, 0))[0] - before.get(key, (0, 0))[0]
         amount = after.get(key, (0, 0))[1] - before.get(key, (0, 0))[1]
         if count == 0 and amount == 0:
             continue
-        for span in SPANS:
-            sums = queue[(*key, span, bucket_start(approval.created_at, span))]
+        for span, starts_at in buckets:
+            sums = queue[(*key, span, starts_at)]
             sums[0] += count
             sums[1] += amount
 
@@ -75,26 +85,30 @@ def queued(session: Any) -> dict[Bucketed, list[int]]:
     return session.info.get(QUEUED) or {}
 
 
-def _upsert(dialect: str, rows: list[dict[str, Any]]) -> Any:
+@cache
+def _upsert(dialect: str) -> Any:
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    statement = insert(UsageTotal).values(rows)
+    statement = insert(UsageTotal)
     return statement.on_conflict_do_update(
         index_elements=["scope", "subject", "action", "currency", "span", "starts_at"],
         set_={"count": UsageTotal.count + statement.excluded.count,
               "amount": UsageTotal.amount + statement.excluded.amount})
 
 
+_COLUMNS = ("scope", "subject", "action", "currency", "span", "starts_at")
+
+
 def _write_queued(session: Session) -> None:
     session.info.pop(READS, None)  # the counters change now
     pending: dict[Bucketed, list[int]] = session.info.pop(QUEUED, None) or {}
-    rows = [dict(zip(("scope", "subject", "action", "currency", "span", "starts_at"), key, strict=True),
-                 count=sums[0], amount=sums[1])
+    # Sorted: the row locks are taken in one order by every transaction (see above).
+    rows = [{**dict(zip(_COLUMNS, key, strict=True)), "count": sums[0], "amount": sums[1]}
             for key, sums in sorted(pending.items()) if sums != [0, 0]]
     if not rows:
         return
     connection = session.connection()
-    for first in range(0, len(rows), CHUNK):
-        connection.execute(_upsert(connection.dialect.name, rows[first:first + CHUNK]))
+    connection.execute(_upsert(connection.dialect.name), rows)
+    prune.schedule(connection, session.info.get("clock", utcnow)())
 
 
 def _drop_queued(session: Session, _previous_transaction: Any) -> None:
