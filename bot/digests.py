@@ -37,7 +37,8 @@ POST_KIND = SlackJob.POST_REQUEST  # the job whose requests may join a digest
 PostHandler = Callable[[JobContext, dict[str, Any]], Awaitable[None]]
 
 
-def group_key(row: Approval) -> str:
+def group_key(row: Any) -> str:
+    """`row`: an Approval, or a row with its connection_id, action and rule."""
     return f"{row.connection_id}|{row.action}|{row.rule or ''}"
 
 
@@ -100,17 +101,17 @@ class Digests:
         return bool(await ctx.db.write(lambda session: self._absorb(session, approval_id, ctx.attempt)))
 
     async def _absorb(self, session: AsyncSession, approval_id: str, attempt: int) -> bool:
-        row = await session.get(Approval, approval_id)
-        if row is None or row.status != ApprovalStatus.PENDING:
+        # The columns grouping needs, its own message and the digest listing it, in one statement:
+        # every request sent to review passes here, and each statement is a round trip to SQLite's
+        # thread (loading the ORM object took two, its votes included, and two more lookups followed).
+        row = (await session.execute(select(
+            Approval.id, Approval.status, Approval.connection_id, Approval.action, Approval.rule,
+            exists().where(SlackMessage.approval_id == approval_id).label("has_message"),
+            select(DigestItem.digest_id).where(DigestItem.approval_id == approval_id).scalar_subquery().label("listed"),
+        ).where(Approval.id == approval_id))).one_or_none()
+        if row is None or row.status != ApprovalStatus.PENDING or row.has_message:
             return False
-        # Its own message, and the digest listing it, in one statement: each is a round trip to
-        # SQLite's thread, and every request sent to review passes here.
-        has_message, listed = (await session.execute(select(
-            exists().where(SlackMessage.approval_id == approval_id),
-            select(DigestItem.digest_id).where(DigestItem.approval_id == approval_id).scalar_subquery()))).one()
-        if has_message:
-            return False
-        if listed is not None:
+        if row.listed is not None:
             return True  # listed already (a repeated job, or a digest took it with its group)
         if attempt > 1:
             # An earlier attempt may have posted its own message without hearing Slack's answer:
@@ -154,7 +155,7 @@ class Digests:
             .where(Digest.open_key.is_not(None), Approval.status == ApprovalStatus.PENDING))
         return posts + int(in_digests or 0)
 
-    async def _open(self, session: AsyncSession, row: Approval, key: str) -> str:
+    async def _open(self, session: AsyncSession, row: Any, key: str) -> str:
         now = session.info["clock"]()
         values = {"id": new_id("dgs"), "group_key": key, "open_key": key, "channel": self.settings.review_channel or "",
                   "connection_id": row.connection_id, "action": row.action, "rule": row.rule, "page": 0,
@@ -167,7 +168,7 @@ class Digests:
                  row.connection_id, row.action, digest_id)
         return digest_id
 
-    async def _add_group(self, session: AsyncSession, digest_id: str, row: Approval, key: str) -> None:
+    async def _add_group(self, session: AsyncSession, digest_id: str, row: Any, key: str) -> None:
         """This request and every other of its group still waiting for its own message."""
         connection_id, action, rule = row.connection_id, row.action, row.rule
         candidates = [row.id]
