@@ -50,10 +50,11 @@ def subscriber(alerts_channel: str | None) -> Subscriber:
             await enqueue_execution_update(session, approval, alerts_channel)
             return
         if event == Event.CREATED:
-            await enqueue(session, POST, {"approval_id": approval.id}, key=post_key(approval.id))
+            # Keyed by the request created in this very transaction: `fresh`, no lookup for an earlier job.
+            await enqueue(session, POST, {"approval_id": approval.id}, key=post_key(approval.id), fresh=True)
             halfway = approval.created_at + (approval.expires_at - approval.created_at) / 2
             await enqueue(session, REMIND, {"approval_id": approval.id}, run_at=halfway,
-                          key=f"slack.remind:{approval.id}")
+                          key=f"slack.remind:{approval.id}", fresh=True)
         elif event in _REFRESHING and await has_review_message(session, approval):
             await enqueue(session, UPDATE, {"approval_id": approval.id})
         elif event == Event.REVISED:
