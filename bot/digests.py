@@ -8,11 +8,12 @@ none); later ones of that group join it too while it stays open. A digest closes
 it is waiting. Only one digest per group can be open (a unique key), on every replica at once.
 """
 
+import functools
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from sqlalchemy import exists, func, select, update
+from sqlalchemy import bindparam, exists, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -67,6 +68,28 @@ async def digest_of(session: AsyncSession, approval_id: str) -> str | None:
     return await session.scalar(select(DigestItem.digest_id).where(DigestItem.approval_id == approval_id))
 
 
+# The statements every post job runs, built once: building them is most of their cost in Python.
+_ABSORB_READ = select(
+    Approval.id, Approval.status, Approval.connection_id, Approval.action, Approval.rule,
+    exists().where(SlackMessage.approval_id == bindparam("approval_id")).label("has_message"),
+    select(DigestItem.digest_id).where(DigestItem.approval_id == bindparam("approval_id")).scalar_subquery()
+    .label("listed"),
+).where(Approval.id == bindparam("approval_id"))
+_IN_OPEN_DIGESTS = (select(func.count()).select_from(DigestItem).join(Digest, Digest.id == DigestItem.digest_id)
+                    .join(Approval, Approval.id == DigestItem.approval_id)
+                    .where(Digest.open_key.is_not(None), Approval.status == ApprovalStatus.PENDING))
+
+
+@functools.cache
+def _waiting_posts(up_to: int) -> Any:
+    """Post jobs queued or running whose request no digest lists, counted up to `up_to`."""
+    listed = exists().where(DigestItem.approval_id == Job.payload["approval_id"].as_string())
+    first = (select(Job.id).where(Job.kind == POST_KIND, Job.status.in_((JobStatus.QUEUED, JobStatus.RUNNING)),
+                                  Job.payload["approval_id"].as_string().is_not(None), ~listed)
+             .limit(up_to).subquery())
+    return select(func.count()).select_from(first)
+
+
 class Digests:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -104,11 +127,7 @@ class Digests:
         # The columns grouping needs, its own message and the digest listing it, in one statement:
         # every request sent to review passes here, and each statement is a round trip to SQLite's
         # thread (loading the ORM object took two, its votes included, and two more lookups followed).
-        row = (await session.execute(select(
-            Approval.id, Approval.status, Approval.connection_id, Approval.action, Approval.rule,
-            exists().where(SlackMessage.approval_id == approval_id).label("has_message"),
-            select(DigestItem.digest_id).where(DigestItem.approval_id == approval_id).scalar_subquery().label("listed"),
-        ).where(Approval.id == approval_id))).one_or_none()
+        row = (await session.execute(_ABSORB_READ, {"approval_id": approval_id})).one_or_none()
         if row is None or row.status != ApprovalStatus.PENDING or row.has_message:
             return False
         if row.listed is not None:
@@ -142,18 +161,10 @@ class Digests:
         Counted in the database and only `up_to` far: past the threshold the answer is the same. Every
         post job asks, so reading every waiting job's payload made a queue of N cost N² (the
         review-message benchmark: about a third of the post job's time at a thousand)."""
-        listed = exists().where(DigestItem.approval_id == Job.payload["approval_id"].as_string())
-        first = (select(Job.id).where(Job.kind == POST_KIND, Job.status.in_((JobStatus.QUEUED, JobStatus.RUNNING)),
-                                      Job.payload["approval_id"].as_string().is_not(None), ~listed)
-                 .limit(up_to).subquery())
-        posts = int(await session.scalar(select(func.count()).select_from(first)) or 0)
+        posts = int(await session.scalar(_waiting_posts(up_to)) or 0)
         if posts >= up_to:
             return posts
-        in_digests = await session.scalar(
-            select(func.count()).select_from(DigestItem).join(Digest, Digest.id == DigestItem.digest_id)
-            .join(Approval, Approval.id == DigestItem.approval_id)
-            .where(Digest.open_key.is_not(None), Approval.status == ApprovalStatus.PENDING))
-        return posts + int(in_digests or 0)
+        return posts + int(await session.scalar(_IN_OPEN_DIGESTS) or 0)
 
     async def _open(self, session: AsyncSession, row: Any, key: str) -> str:
         now = session.info["clock"]()
