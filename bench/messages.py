@@ -82,13 +82,14 @@ def measure(workdir: Path, requests: int, concurrency: int = 32, *, budget: bool
         _wait_up(f"{base}/healthz", server, "the Cheqpoint server")
         cpu_before, began = cpu_seconds(server.pid), time.monotonic()
         filed, _latencies = asyncio.run(load(base, headers, requests, concurrency))
-        # Until every request is shown (own message or digest) or nothing moved for 10 s.
-        seen, moved_at = httpx.get(f"{slack_base}/bench/stats").json(), time.monotonic()
+        # Until every request has its post (or nothing moved for 10 s; digests post fewer), polling
+        # the fake's cheap counters; what reviewers see is read once at the end.
+        seen, moved_at = httpx.get(f"{slack_base}/bench/posts").json(), time.monotonic()
         # From here only the outbox works: its CPU per message, without intake's share.
         filed_cpu, filed_posts, filed_at = cpu_seconds(server.pid), seen["post_arrivals"], time.time()
-        while seen["visible"] < requests and time.monotonic() - began < time_limit:
+        while seen["post_arrivals"] < requests and time.monotonic() - began < time_limit:
             time.sleep(0.5)
-            now = httpx.get(f"{slack_base}/bench/stats").json()
+            now = httpx.get(f"{slack_base}/bench/posts").json()
             if (now["post_arrivals"], now["calls"]) != (seen["post_arrivals"], seen["calls"]):
                 moved_at = time.monotonic()
             seen = now
@@ -96,6 +97,7 @@ def measure(workdir: Path, requests: int, concurrency: int = 32, *, budget: bool
                 break
         cpu_after = cpu_seconds(server.pid)
         cpu = cpu_after - cpu_before
+        seen = httpx.get(f"{slack_base}/bench/stats", timeout=30).json()
     finally:
         for process in (server, slack):
             if process is not None:
