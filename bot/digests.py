@@ -74,6 +74,9 @@ _ABSORB_READ = select(
     exists().where(SlackMessage.approval_id == bindparam("approval_id")).label("has_message"),
     select(DigestItem.digest_id).where(DigestItem.approval_id == bindparam("approval_id")).scalar_subquery()
     .label("listed"),
+    # The group's open digest: `group_key` spelled in SQL, so the lookup rides in the same statement.
+    select(Digest.id).where(Digest.open_key == Approval.connection_id + "|" + Approval.action + "|"
+                            + func.coalesce(Approval.rule, "")).scalar_subquery().label("open_digest"),
 ).where(Approval.id == bindparam("approval_id"))
 _IN_OPEN_DIGESTS = (select(func.count()).select_from(DigestItem).join(Digest, Digest.id == DigestItem.digest_id)
                     .join(Approval, Approval.id == DigestItem.approval_id)
@@ -81,13 +84,14 @@ _IN_OPEN_DIGESTS = (select(func.count()).select_from(DigestItem).join(Digest, Di
 
 
 @functools.cache
-def _waiting_posts(up_to: int) -> Any:
-    """Post jobs queued or running whose request no digest lists, counted up to `up_to`."""
+def _waiting_counts(up_to: int) -> Any:
+    """Post jobs queued or running whose request no digest lists, counted up to `up_to`, and the
+    pending requests in open digests: one statement."""
     listed = exists().where(DigestItem.approval_id == Job.payload["approval_id"].as_string())
     first = (select(Job.id).where(Job.kind == POST_KIND, Job.status.in_((JobStatus.QUEUED, JobStatus.RUNNING)),
                                   Job.payload["approval_id"].as_string().is_not(None), ~listed)
              .limit(up_to).subquery())
-    return select(func.count()).select_from(first)
+    return select(select(func.count()).select_from(first).scalar_subquery(), _IN_OPEN_DIGESTS.scalar_subquery())
 
 
 class Digests:
@@ -136,8 +140,7 @@ class Digests:
             # An earlier attempt may have posted its own message without hearing Slack's answer:
             # the post job must find and adopt it, or its buttons would stay beside the digest's.
             return False
-        key = group_key(row)
-        digest_id = await session.scalar(select(Digest.id).where(Digest.open_key == key))
+        key, digest_id = group_key(row), row.open_digest
         if digest_id is None:
             threshold = self.settings.slack_digest_threshold
             if await self._waiting(session, up_to=threshold + 1) <= threshold:
@@ -161,10 +164,8 @@ class Digests:
         Counted in the database and only `up_to` far: past the threshold the answer is the same. Every
         post job asks, so reading every waiting job's payload made a queue of N cost N² (the
         review-message benchmark: about a third of the post job's time at a thousand)."""
-        posts = int(await session.scalar(_waiting_posts(up_to)) or 0)
-        if posts >= up_to:
-            return posts
-        return posts + int(await session.scalar(_IN_OPEN_DIGESTS) or 0)
+        posts, in_digests = (await session.execute(_waiting_counts(up_to))).one()
+        return int(posts or 0) if (posts or 0) >= up_to else int(posts or 0) + int(in_digests or 0)
 
     async def _open(self, session: AsyncSession, row: Any, key: str) -> str:
         now = session.info["clock"]()
