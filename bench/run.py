@@ -37,12 +37,13 @@ from typing import Any
 import flows
 import holds
 import intake
+import messages
 from intake import BODY, connection_key, fake_stripe, load_with_wrk, start
 from wire import Conn, open_loop, percentile, render
 
 HERE = Path(__file__).resolve().parent
 VELOCITY_POLICY = HERE / "velocity.yaml"
-STAGES = ("intake", "velocity", "verified", "holds", "burst", "callback", "soak")
+STAGES = ("intake", "velocity", "verified", "holds", "burst", "callback", "messages", "soak")
 
 
 class Table:
@@ -207,6 +208,7 @@ def main() -> None:
     parser.add_argument("--pace", type=float, default=400, help="decisions per second on the held requests")
     parser.add_argument("--burst", type=int, default=1000)
     parser.add_argument("--callbacks", type=int, default=30)
+    parser.add_argument("--messages", type=int, default=2000, help="requests filed for the review-message stage")
     parser.add_argument("--soak", type=float, default=20, help="soak seconds (600: the ten-minute soak)")
     parser.add_argument("--soak-rate", type=float, default=200, help="used when the intake stage did not run")
     parser.add_argument("--time-limit", type=float, default=240, help="seconds allowed to each holds stage")
@@ -235,6 +237,7 @@ def main() -> None:
         ("holds", lambda: holds_stage(table, workdir, args, results, burst=False)),
         ("burst", lambda: holds_stage(table, workdir, args, results, burst=True)),
         ("callback", lambda: callback_stage(table, workdir, args, results)),
+        ("messages", lambda: messages.stage(table, workdir, args, results)),
         ("soak", lambda: soak_stage(table, workdir, args, results)),
     ]
     for name, step in steps:

@@ -20,6 +20,7 @@ from slack_sdk.web.async_slack_response import AsyncSlackResponse
 from api.config import Settings
 from bot.approvers import ApproverDirectory
 from bot.budget import SlackBudget
+from bot.connections import SlackConnections
 from bot.failures import retry_after
 from bot.handlers import actions, bulk, claims, home, views
 from bot.handlers.common import Deps
@@ -29,6 +30,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+CLIENT_TIMEOUT = 10  # seconds a Web API call may take
+
 
 class BudgetedWebClient(AsyncWebClient):
     """A Web API client whose every call draws from Slack's budget first (see bot.budget).
@@ -37,11 +40,14 @@ class BudgetedWebClient(AsyncWebClient):
     of holding the worker; the listeners' client waits a little and lets Slack's answer decide.
     """
 
-    def __init__(self, *args: Any, budget: SlackBudget | None, defer: bool, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, budget: SlackBudget | None, defer: bool,
+                 connections: SlackConnections | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.budget, self.defer = budget, defer
+        self.budget, self.defer, self.connections = budget, defer, connections
 
     async def api_call(self, api_method: str, **kwargs: Any) -> AsyncSlackResponse:  # type: ignore[override]
+        if self.connections is not None:  # slack_sdk uses it and leaves it open
+            self.session = self.connections.session()
         if self.budget is None:
             return await super().api_call(api_method, **kwargs)
         channel = _channel_of(kwargs)
@@ -62,7 +68,8 @@ def _channel_of(kwargs: dict[str, Any]) -> str | None:
     return None
 
 
-def web_client(settings: Settings, *, interactive: bool, budget: SlackBudget | None = None) -> AsyncWebClient:
+def web_client(settings: Settings, *, interactive: bool, budget: SlackBudget | None = None,
+               connections: SlackConnections | None = None) -> AsyncWebClient:
     """Listeners retry rate limits and 5xx in place (a person is waiting on the answer); the
     outbox's jobs do not, so a Retry-After of a minute frees the worker instead of holding it."""
     token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else None
@@ -70,8 +77,8 @@ def web_client(settings: Settings, *, interactive: bool, budget: SlackBudget | N
     if interactive:
         handlers += [AsyncRateLimitErrorRetryHandler(max_retry_count=2),
                      AsyncServerErrorRetryHandler(max_retry_count=2)]
-    return BudgetedWebClient(token=token, base_url=settings.slack_api_url, timeout=10, retry_handlers=handlers,
-                             budget=budget, defer=not interactive)
+    return BudgetedWebClient(token=token, base_url=settings.slack_api_url, timeout=CLIENT_TIMEOUT,
+                             retry_handlers=handlers, budget=budget, defer=not interactive, connections=connections)
 
 
 _NAME = re.compile(r"[A-Za-z0-9_.:-]{1,80}", re.ASCII)

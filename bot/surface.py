@@ -20,6 +20,7 @@ from bot.app import Inflight
 from bot.approvers import ApproverDirectory
 from bot.budget import SlackBudget
 from bot.bulk import BulkApprover
+from bot.connections import SlackConnections
 from bot.digest_render import DigestRenderer
 from bot.digests import RENDER, Digests
 from bot.escalation import Escalations
@@ -31,6 +32,7 @@ from bot.revisions import AskAgain
 class SlackSurface(DecisionSurface):
     app: AsyncApp  # the Bolt app: listeners decide through Container.decisions
     budget: SlackBudget  # one per process; on PostgreSQL its state is shared
+    connections: SlackConnections  # the Web API clients' kept-alive connections, closed at shutdown
     directory: ApproverDirectory  # user groups, also given to the core's Authority
     inflight: Inflight  # listener work after its ack, awaited at shutdown (and by tests)
     notifier: Notifier  # the outbox's posting, updating and reminding
@@ -69,6 +71,7 @@ class SlackSurface(DecisionSurface):
         await self.inflight.idle()  # a decision being recorded is not cut off
         if self.socket is not None:
             await self.socket.close_async()
+        await self.connections.close()
 
     def instrument(self, metrics: Metrics) -> None:
         for client in {id(c): c for c in self.clients}.values():  # once each, however often listed

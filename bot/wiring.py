@@ -18,11 +18,12 @@ from api.approvals.effects import Event, Subscriber
 from api.approvals.models import Approval
 from api.outbox.service import enqueue
 from bot import inbound
-from bot.app import Inflight, build_bolt_app, web_client
+from bot.app import CLIENT_TIMEOUT, Inflight, build_bolt_app, web_client
 from bot.approvers import ApproverDirectory
 from bot.blocks import AlertKind
 from bot.budget import SlackBudget, store_for
 from bot.bulk import BulkApprover
+from bot.connections import SlackConnections
 from bot.digest_render import DigestRenderer
 from bot.digests import Digests
 from bot.escalation import Escalations
@@ -49,10 +50,11 @@ def subscriber(alerts_channel: str | None) -> Subscriber:
             await enqueue_execution_update(session, approval, alerts_channel)
             return
         if event == Event.CREATED:
-            await enqueue(session, POST, {"approval_id": approval.id}, key=post_key(approval.id))
+            # Keyed by the request created in this very transaction: `fresh`, no lookup for an earlier job.
+            await enqueue(session, POST, {"approval_id": approval.id}, key=post_key(approval.id), fresh=True)
             halfway = approval.created_at + (approval.expires_at - approval.created_at) / 2
             await enqueue(session, REMIND, {"approval_id": approval.id}, run_at=halfway,
-                          key=f"slack.remind:{approval.id}")
+                          key=f"slack.remind:{approval.id}", fresh=True)
         elif event in _REFRESHING and await has_review_message(session, approval):
             await enqueue(session, UPDATE, {"approval_id": approval.id})
         elif event == Event.REVISED:
@@ -81,18 +83,19 @@ def install_slack(container: "Container") -> SlackSurface | None:
     if not settings.slack_enabled:
         return None
     budget = SlackBudget(store_for(container.db))  # one per process; on PostgreSQL its state is shared
-    client = web_client(settings, interactive=True, budget=budget)
+    connections = SlackConnections(timeout=CLIENT_TIMEOUT)  # one pool of kept-alive connections too
+    client = web_client(settings, interactive=True, budget=budget, connections=connections)
     directory = ApproverDirectory(client, container.clock)
     container.authority.groups = directory  # who may decide is the core's call; Slack knows the groups
     inflight = Inflight()
     app = build_bolt_app(container, client=client, directory=directory, inflight=inflight)
-    notifier = Notifier(web_client(settings, interactive=False, budget=budget), settings)
-    asking = web_client(settings, interactive=False, budget=budget)
-    tools = web_client(settings, interactive=False, budget=budget)  # digests, bulk approval, escalation
+    notifier = Notifier(web_client(settings, interactive=False, budget=budget, connections=connections), settings)
+    asking = web_client(settings, interactive=False, budget=budget, connections=connections)
+    tools = web_client(settings, interactive=False, budget=budget, connections=connections)  # digests, bulk, escalation
     policy, authority = container.authority.policy, container.authority
     digests, escalations = Digests(settings), Escalations(tools, settings, authority, directory)
     surface = SlackSurface(
-        app=app, budget=budget, directory=directory, inflight=inflight, notifier=notifier,
+        app=app, budget=budget, connections=connections, directory=directory, inflight=inflight, notifier=notifier,
         ask_again=AskAgain(asking, authority), digests=digests, renderer=DigestRenderer(tools, settings, policy),
         bulk=BulkApprover(tools, policy), escalations=escalations, clients=(client, notifier.client),
         subscribers=(subscriber(settings.alerts_channel), digests.subscriber(), escalations.subscriber()))

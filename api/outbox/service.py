@@ -29,12 +29,17 @@ async def enqueue(
     run_at: datetime | None = None,
     key: str | None = None,
     max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+    fresh: bool = False,
 ) -> None:
-    """Add a job; with `key`, a job already enqueued under that key makes this a no-op."""
+    """Add a job; with `key`, a job already enqueued under that key makes this a no-op.
+
+    `fresh`: the key names something this transaction created (a new approval's id), so no job can
+    hold it yet and the job is written with the transaction's other rows instead of a statement of
+    its own (a round trip to SQLite's thread, two per request sent to Slack for review)."""
     now = session.info.get("clock", utcnow)()
     values = {"id": new_id("job"), "kind": kind, "payload": payload, "key": key, "status": JobStatus.QUEUED,
               "attempts": 0, "max_attempts": max_attempts, "run_at": run_at or now, "created_at": now}
-    if key is None:
+    if key is None or fresh:
         # Written with the transaction's other queued rows: one INSERT … executemany for all of them.
         defer_insert(session, JOB_TABLE, {**values, **_UNSET})
     else:
