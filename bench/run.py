@@ -159,12 +159,15 @@ def holds_stage(table: Table, workdir: Path, args: argparse.Namespace, results: 
         table.add("burst: holds lost", held.lost, "0", held.lost == 0)
         table.add("burst: of which never opened / failed", held.not_opened + held.failed)
         return
-    table.add(f"holds: RSS with {count:,} held", figures["rss_held_mb"], "< 300 MB", figures["rss_held_mb"] < 300,
-              " MB")
-    table.add(f"holds: server CPU while {count:,} wait idle", figures["idle_cpu_percent"], "< 5 %",
+    opened = f"{count - held.not_opened:,} of {count:,}" if held.not_opened else f"{count:,}"
+    table.add(f"holds: RSS with {opened} held", figures["rss_held_mb"], "< 300 MB",
+              figures["rss_held_mb"] < 300 and not held.not_opened, " MB")
+    table.add(f"holds: server CPU while {opened} wait idle", figures["idle_cpu_percent"], "< 5 %",
               figures["idle_cpu_percent"] < 5, " %")
     table.add("holds: release after decision p99 (server-timed)", figures["server_release_p99_ms"], "< 50 ms",
               figures["server_release_p99_ms"] < 50, " ms")
+    table.add("holds: release after decision p50 (server-timed)", figures["server_release_p50_ms"], unit=" ms")
+    table.add(f"holds: decisions per second (asked {args.pace:g})", figures["decisions_per_s"])
     table.add("holds: lost", held.lost, "0", held.lost == 0)
     table.add("holds: of which never opened (creation past its deadline)", held.not_opened)
     table.add("holds: of which failed (connection lost or an unexpected answer)", held.failed)
