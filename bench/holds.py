@@ -61,6 +61,7 @@ class HoldsResult:
     failed: int = 0  # agents whose connection failed, or that got an answer other than 200/202/503
     opening_s: float = 0.0  # first arrival to the last hold open (or to the phase's deadline)
     refused: int = 0  # requests answered 503 (busy) and sent again
+    decided: int = 0  # clicks answered within the deciding phase
     server_lags: list[float] = field(default_factory=list)
     client_lags: list[float] = field(default_factory=list)
 
@@ -69,7 +70,8 @@ class HoldsResult:
                 "idle_cpu_percent": self.idle_cpu_percent, "released": self.released, "lost": self.lost,
                 "not_opened": self.not_opened, "failed": self.failed, "opening_s": self.opening_s,
                 "refused_503": self.refused,
-                "decisions_per_s": self.count / self.deciding_s if self.deciding_s else 0.0,
+                "decided": self.decided,
+                "decisions_per_s": self.decided / self.deciding_s if self.deciding_s else 0.0,
                 "server_release_p50_ms": percentile(self.server_lags, 0.5) * 1000,
                 "server_release_p99_ms": percentile(self.server_lags, 0.99) * 1000,
                 "client_release_p50_ms": percentile(self.client_lags, 0.5) * 1000,
@@ -218,6 +220,7 @@ async def held_requests(port: int, headers: dict[str, str], count: int, pid: int
                 # After a 503 the click is sent again; a first attempt may have been recorded before the
                 # refusal (its answer lost), so the second may find the request already decided.
                 assert status == 200 and (answer["outcome"] == "decided" or result.refused), answer
+                result.decided += 1
                 if pause:
                     await asyncio.sleep(pause)
         finally:
