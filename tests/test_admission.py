@@ -2,6 +2,7 @@
 are answered 503 with Retry-After (never 500), nothing is stored, and the same requests succeed once
 the pool is free. A held request keeps no database connection while it waits."""
 
+import asyncio
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -35,7 +36,7 @@ def _audit_count(live: Live) -> int:
 
 def _assert_overloaded(response: httpx.Response, *, compat: bool = False) -> None:
     assert response.status_code == 503, response.text
-    assert response.headers["retry-after"] == "2"
+    assert response.headers["retry-after"] in {"1", "2", "3"}  # whole seconds, drawn for each refusal
     if compat:  # the Cheqpoint-compatible API answers errors its own way
         assert "busy" in response.json()["error"]
         return
@@ -108,3 +109,31 @@ def test_held_requests_keep_no_database_connection_while_they_wait(live: Live) -
     assert sorted(answers) == sorted(ids)
     assert {r.status_code for r in answers.values()} == {200}
     assert {r.json()["status"] for r in answers.values()} == {"rejected"}
+
+
+def test_retry_after_is_spread_over_one_to_three_whole_seconds(live: Live) -> None:
+    """Clients refused in the same moment are told different delays, so they do not all come back at once."""
+    headers = {"Authorization": f"Bearer {live.key}"}
+
+    async def take() -> Any:
+        return await live.container.db.engine.connect()
+
+    async def refused_together(count: int) -> list[httpx.Response]:
+        # Sent at once, as a crowd of agents would: each waits out the pool's timeout and is refused.
+        limits = httpx.Limits(max_connections=count)
+        async with httpx.AsyncClient(base_url=live.url, timeout=30, limits=limits) as http:
+            return await asyncio.gather(*(http.post("/v1/approvals", json=REFUND, headers=headers)
+                                          for _ in range(count)))
+
+    taken = live.run(take())
+    try:
+        answers = asyncio.run(refused_together(30))
+    finally:
+        live.run(taken.close())
+    assert {r.status_code for r in answers} == {503}
+    delays = [r.headers["retry-after"] for r in answers]
+    assert all(d.isdigit() for d in delays), delays  # HTTP's delay-seconds: a whole number, no fraction
+    assert {int(d) for d in delays} <= {1, 2, 3}
+    # Thirty draws from three values: all alike has odds of 3 in 3^30, so a fixed value shows here.
+    assert len(set(delays)) > 1, delays
+    assert live.count() == 0

@@ -15,6 +15,8 @@ not the number of holds: ten thousand idle holds cost the same query as one.
 
 import asyncio
 import contextlib
+import heapq
+import itertools
 import logging
 from collections.abc import Awaitable, Callable
 
@@ -38,15 +40,64 @@ def _wake(wakeup: "asyncio.Future[None]") -> None:
         wakeup.set_result(None)
 
 
+class Deadlines:
+    """One loop timer for every hold's deadline, instead of a timer each.
+
+    A timer handle of the event loop costs about 500 bytes (bench/hold_memory.py); a heap entry a
+    quarter of that. The heap is ordered by deadline and the one timer is set for its earliest. A
+    hold woken early leaves its entry behind (it wakes a finished future, harmlessly, at its time), so
+    nothing is searched when ten thousand holds are released at once.
+    """
+
+    def __init__(self) -> None:
+        self._heap: list[tuple[float, int, asyncio.Future[None]]] = []
+        self._order = itertools.count()  # ties broken by arrival, never by comparing futures
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at = 0.0
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def add(self, loop: asyncio.AbstractEventLoop, when: float, wakeup: "asyncio.Future[None]") -> None:
+        if loop is not self._loop:  # a new event loop (a restarted app in one process): start afresh
+            self.close()
+            self._loop = loop
+        heapq.heappush(self._heap, (when, next(self._order), wakeup))
+        if self._timer is None or when < self._timer_at:
+            self._schedule(when)
+
+    def _schedule(self, when: float) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer_at = when
+        self._timer = self._loop.call_at(when, self._fire)  # type: ignore[union-attr]
+
+    def _fire(self) -> None:
+        self._timer = None
+        # The loop's clock resolution: a timer may run a hair before its time, as asyncio allows.
+        now = self._loop.time() + 0.001  # type: ignore[union-attr]
+        heap = self._heap
+        while heap and heap[0][0] <= now:
+            _wake(heapq.heappop(heap)[2])
+        if heap:
+            self._schedule(heap[0][0])
+
+    def close(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer = None
+        self._heap.clear()
+
+
 class Waiters:
     def __init__(self, db: Database, *, poll_seconds: float = 0.25) -> None:
         self.db = db
         self.poll_seconds = poll_seconds
-        # The holds waiting on each approval, one future each. A future and a timer are all a waiting
-        # hold keeps here (no Event, no timeout context): ten thousand holds are ten thousand of them.
+        # The holds waiting on each approval, one future each. A future and an entry in `_deadlines`
+        # are all a waiting hold keeps here (no Event, no timeout context, no timer of its own): ten
+        # thousand holds are ten thousand of them.
         self._waiting: dict[str, list[asyncio.Future[None]]] = {}
         # A settled approval handed over by the code that settled it, so its holds skip a database read.
         self._handed: dict[str, Approval] = {}
+        self._deadlines = Deadlines()
         self._tasks: list[asyncio.Task[None]] = []
         self._listener = None
         # Set when the server stops: every hold answers at once with the approval as it stands.
@@ -69,11 +120,8 @@ class Waiters:
                 if approval.is_settled or loop.time() >= deadline or self._releasing:
                     return approval
                 del approval  # not kept while waiting: a thousand holds would keep a thousand rows
-                timer = loop.call_at(deadline, _wake, wakeup)
-                try:
-                    await wakeup
-                finally:
-                    timer.cancel()
+                self._deadlines.add(loop, deadline, wakeup)
+                await wakeup
                 # The next wake-up is registered before the old one goes, so the approval's handed
                 # state (dropped with its last hold) stays for this read.
                 woken, wakeup = wakeup, self._register(approval_id, loop)
