@@ -204,21 +204,6 @@ def trim_malloc() -> None:
             libc.malloc_trim(0)
 
 
-def freeze_start_up_objects() -> None:
-    """Keep what start-up built out of the garbage collector's full collections (`gc.freeze`).
-
-    The imported modules, the app and its configuration are about 160,000 tracked objects that live
-    as long as the process; every full collection scanned them all, about 100 ms on this machine, a
-    pause every request in flight waited through (a held request released during one answered that
-    much later). Frozen, they are still freed by reference counting; only cycles among them, which
-    start-up leaves none of once collected, would stay.
-    """
-    import gc
-
-    gc.collect()
-    gc.freeze()
-
-
 class Server(uvicorn.Server):
     """uvicorn's server, which releases holds first when told to stop, and exits 0 on SIGTERM."""
 
@@ -230,8 +215,7 @@ class Server(uvicorn.Server):
         limit_malloc_arenas()
 
     async def startup(self, sockets: list[Any] | None = None) -> None:
-        await super().startup(sockets)
-        freeze_start_up_objects()
+        await super().startup(sockets)  # the app's lifespan froze start-up's objects (api/gc_tuning.py)
         trim_malloc()
 
     @contextlib.contextmanager
