@@ -108,7 +108,9 @@ def baseline_app(database_url: str, *, no_database: bool = False) -> Any:
         action: Mapped[str] = mapped_column(String(100))
         body: Mapped[dict[str, Any]] = mapped_column(JSON)
 
-    engine = create_async_engine(database_url)
+    # A writer waits for the lock as long as Cheqpoint's do (busy_timeout 30 s), instead of failing the
+    # run with "database is locked" after the driver's default 5 s when the machine is loaded.
+    engine = create_async_engine(database_url, connect_args={"timeout": 30})
     sessions = async_sessionmaker(engine, expire_on_commit=False)
     app = FastAPI()
 
