@@ -34,6 +34,7 @@ log = logging.getLogger(__name__)
 KIND = "usage.prune"
 KEEP = WINDOW + timedelta(hours=1)
 BATCH = 1000
+DELAY = timedelta(hours=1)  # from the hour's first counter write to its prune job
 T = UsageTotal.__table__
 _KEY = (T.c.scope, T.c.subject, T.c.action, T.c.span, T.c.starts_at, T.c.currency)
 SCHEDULED = "cheqpoint.usage_prune_hour"  # in the DBAPI connection's info: the last hour enqueued from it
@@ -63,13 +64,18 @@ async def prune(ctx: "JobContext", payload: dict[str, Any]) -> None:
 
 
 def schedule(connection: Connection, now: datetime) -> None:
-    """Enqueue this hour's prune job, once an hour per database connection (called at commit)."""
+    """Enqueue this hour's prune job, once an hour per database connection (called at commit).
+
+    It is due an hour later, not at once: the rows this hour writes stay readable for a day, so there
+    is nothing to gain by pruning now, and a job due the moment a request is stored would run beside
+    every first request of an hour (and be counted by whoever drains the queue right after)."""
     hour = now.replace(minute=0, second=0, microsecond=0)
     if connection.info.get(SCHEDULED) == hour:
         return
     insert = postgresql.insert if connection.dialect.name == "postgresql" else sqlite.insert
     values = {"id": new_id("job"), "kind": KIND, "payload": {}, "key": f"{KIND}:{hour.isoformat()}",
-              "status": JobStatus.QUEUED, "attempts": 0, "max_attempts": 8, "run_at": now, "created_at": now}
+              "status": JobStatus.QUEUED, "attempts": 0, "max_attempts": 8, "run_at": now + DELAY,
+              "created_at": now}
     connection.execute(insert(Job).values(**values).on_conflict_do_nothing(index_elements=["key"]))
     # Remembered at once: if this transaction rolls back, the next hour's job deletes what this one would have.
     connection.info[SCHEDULED] = hour
