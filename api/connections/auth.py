@@ -65,10 +65,6 @@ class KeyCache:
         return connection
 
 
-async def connection_for_key(request: Request, key: str | None) -> Connection:
-    return await authenticate(request.app.state.container, key)
-
-
 async def authenticate(container: Any, key: str | None) -> Connection:
     """The Connection a key names (cached, shared look-ups), or Unauthorized."""
     if not key:
