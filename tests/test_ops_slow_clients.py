@@ -94,12 +94,19 @@ def test_connections_over_the_concurrency_limit_get_503(database_url, tmp_path: 
         assert httpx.get(f"{url}/healthz", timeout=5).status_code == 200
         results: list[int] = []
 
-        def hold() -> None:
-            response = httpx.post(f"{url}/v1/approvals", json={**REFUND, "timeoutMs": 30_000}, headers=headers,
-                                  timeout=60)
-            results.append(response.status_code)
+        def hold(key: str) -> None:
+            # A probe below may hold a slot just as this arrives: refused, it is sent again (same key) until in.
+            while True:
+                try:
+                    response = httpx.post(f"{url}/v1/approvals", json={**REFUND, "timeoutMs": 30_000},
+                                          headers={**headers, "Idempotency-Key": key}, timeout=60)
+                except httpx.RemoteProtocolError:
+                    continue  # accepted and closed unanswered: over the limit
+                if response.status_code != 503:
+                    results.append(response.status_code)
+                    return
 
-        holders = [threading.Thread(target=hold, daemon=True) for _ in range(2)]
+        holders = [threading.Thread(target=hold, args=(f"hold-{n}",), daemon=True) for n in range(2)]
         for thread in holders:
             thread.start()
         def refused() -> bool:
