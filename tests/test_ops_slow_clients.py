@@ -1,6 +1,7 @@
 """Slow clients cannot hold connections: headers trickled a line every 4 s, or a body that never
 completes, are cut off at the documented deadlines (here set short), with a 408 when nothing was answered."""
 
+import json
 import socket
 import threading
 import time
@@ -9,7 +10,7 @@ from pathlib import Path
 import httpx
 
 from tests.conftest import REFUND
-from tests.ops_processes import new_connection, served, wait_for
+from tests.ops_processes import cheqpoint, new_connection, served, wait_for
 
 HEADER_TIMEOUT = 5
 BODY_TIMEOUT = 5
@@ -117,7 +118,14 @@ def test_connections_over_the_concurrency_limit_get_503(database_url, tmp_path: 
             except httpx.TransportError:
                 return False  # not listening yet, or a probe dropped on a loaded machine
 
-        # Once both holds are in, anything more is refused at once (not queued behind them).
+        def both_held() -> bool:
+            # Read through the CLI, which takes no slot: a probe over HTTP could itself push a hold out.
+            listed = cheqpoint(database_url, "approvals", "list", "--status", "pending", "--json")
+            return listed.returncode == 0 and len(json.loads(listed.stdout)["data"]) == 2
+
+        # Once both holds are stored they are holding their connections (a refusal comes before the app),
+        # and anything more is refused at once (not queued behind them).
+        wait_for(both_held, timeout=30, what="both holds to be stored")
         wait_for(refused, what="the limit to bite")
         assert process.stop() == 0  # the holds are answered and the server stops
         for thread in holders:
