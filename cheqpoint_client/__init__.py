@@ -14,6 +14,7 @@ from cheqpoint_client.errors import (
     ConflictError,
     NotFoundError,
     PayloadTooLargeError,
+    RateLimitedError,
     ServerError,
     ServiceUnavailableError,
     TransportError,
@@ -28,6 +29,6 @@ __version__ = "0.1.0"
 __all__ = [
     "APIError", "Actor", "Approval", "ApprovalPage", "AsyncClient", "AuthenticationError", "BadRequestError",
     "CheqpointClientError", "Client", "ConflictError", "Execution", "NotFoundError", "PayloadTooLargeError",
-    "ServerError", "ServiceUnavailableError", "TransportError", "ValidationFailedError", "Vote",
+    "RateLimitedError", "ServerError", "ServiceUnavailableError", "TransportError", "ValidationFailedError", "Vote",
     "WebhookEvent", "WebhookVerificationError", "verify_webhook",
 ]

@@ -1,10 +1,12 @@
 """What the sync and async clients share: configuration, request bodies, answers, the hold plan."""
 
+import email.utils
+import math
 import os
 import random
 import time
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -56,7 +58,7 @@ def list_params(status: str | None, limit: int | None, cursor: str | None) -> di
 def answer(response: httpx.Response) -> dict[str, Any]:
     if response.is_success:
         return response.json()
-    raise error_from_response(response.status_code, response.content)
+    raise error_from_response(response.status_code, response.content, retry_after=retry_after(response))
 
 
 def approval(response: httpx.Response) -> Approval:
@@ -96,6 +98,9 @@ class Deadline:
 # connection failed before the request was sent.
 DEFAULT_MAX_RETRIES = 2
 RETRY_STATUSES = frozenset({500, 502, 503, 504})
+# A Retry-After longer than this is not slept through: the answer goes back to the caller (its
+# `retry_after` says when), who knows better than a library whether a minute's wait is worth it.
+DEFAULT_MAX_RETRY_AFTER = 30.0
 
 
 def with_idempotency(method: str, path: str, extra: dict[str, str]) -> dict[str, str]:
@@ -108,7 +113,14 @@ def _replayable(method: str, headers: dict[str, str]) -> bool:
     return method == "GET" or bool(headers.get("Idempotency-Key"))
 
 
-def retry_response(method: str, headers: dict[str, str], response: httpx.Response) -> bool:
+def retry_response(method: str, headers: dict[str, str], response: httpx.Response, max_retry_after: float) -> bool:
+    """A 429 is a refusal (the service stored nothing), so any request may be sent again; it is only
+    worth it when the service said how long to wait and that wait is one the caller allowed."""
+    wait = retry_after(response)
+    if wait is not None and wait > max_retry_after:
+        return False
+    if response.status_code == 429:
+        return wait is not None
     return response.status_code in RETRY_STATUSES and _replayable(method, headers)
 
 
@@ -121,3 +133,33 @@ def retry_error(method: str, headers: dict[str, str], exc: httpx.HTTPError) -> b
 def backoff_seconds(attempt: int) -> float:
     """0.25 s, 0.5 s, 1 s … (at most 4 s), with jitter so clients do not retry in step."""
     return min(4.0, 0.25 * 2 ** attempt) * random.uniform(0.5, 1.0)
+
+
+def retry_after(response: httpx.Response) -> float | None:
+    """The answer's Retry-After in seconds (RFC 9110 §10.2.3: delay-seconds or an HTTP-date, a date
+    in the past being 0), or None when there is none or it cannot be read."""
+    value = response.headers.get("Retry-After", "").strip()
+    if not value:
+        return None
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:  # "-0000": UTC by RFC 5322
+        when = when.replace(tzinfo=UTC)
+    seconds = (when - datetime.now(UTC)).total_seconds()
+    return max(0.0, seconds) if math.isfinite(seconds) else None
+
+
+def retry_delay(attempt: int, response: httpx.Response | None, max_retry_after: float) -> float:
+    """How long to wait before attempt `attempt + 1`. When the service said how long, never less than
+    that, stretched by a random 0–50 % (at most to `max_retry_after`) so that clients refused
+    together (one Retry-After for all of them) do not come back together; never less than the own
+    back-off either, so a `Retry-After: 0` does not turn into a tight loop."""
+    own = backoff_seconds(attempt)
+    wait = retry_after(response) if response is not None else None
+    if wait is None:
+        return own
+    return max(own, min(max_retry_after, wait * random.uniform(1.0, 1.5)))

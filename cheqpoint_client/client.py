@@ -24,15 +24,18 @@ class Client:
 
     def __init__(self, api_key: str | None = None, base_url: str | None = None, *, timeout: float = 30.0,
                  hold_ms: int = _core.SERVER_HOLD_MS,
-                 max_retries: int = _core.DEFAULT_MAX_RETRIES, http: httpx.Client | None = None) -> None:
+                 max_retries: int = _core.DEFAULT_MAX_RETRIES, max_retry_after: float = _core.DEFAULT_MAX_RETRY_AFTER,
+                 http: httpx.Client | None = None) -> None:
         """`hold_ms`: the longest single hold asked of the service (its own cap is 60 s); `max_retries`: how
         often a transport error or a 5xx is retried where that is safe (reads, and creates, which always
-        carry an Idempotency-Key); `http`: bring your
-        own `httpx.Client` (proxies, event hooks, a mock transport)."""
+        carry an Idempotency-Key), or a 429 is sent again; `max_retry_after`: the longest `Retry-After`
+        (seconds) waited out before asking again, longer ones are raised with their `retry_after`; `http`:
+        bring your own `httpx.Client` (proxies, event hooks, a mock transport)."""
         self.api_key, self.base_url = _core.resolve(api_key, base_url)
         self.timeout = timeout
         self.hold_ms = hold_ms
         self.max_retries = max_retries
+        self.max_retry_after = max_retry_after
         self._owns_http = http is None
         self._http = http or httpx.Client(timeout=timeout)
 
@@ -112,15 +115,17 @@ class Client:
         headers = {**_core.headers(self.api_key), **extra}
         attempt = 0
         while True:
+            response = None
             try:
                 response = self._http.request(method, f"{self.base_url}{path}", headers=headers, **kwargs)
             except httpx.HTTPError as exc:
                 if attempt >= self.max_retries or not _core.retry_error(method, headers, exc):
                     raise _core.transport_error(exc) from exc
             else:
-                if attempt >= self.max_retries or not _core.retry_response(method, headers, response):
+                if attempt >= self.max_retries or not _core.retry_response(method, headers, response,
+                                                                                 self.max_retry_after):
                     return response
-            time.sleep(_core.backoff_seconds(attempt))
+            time.sleep(_core.retry_delay(attempt, response, self.max_retry_after))
             attempt += 1
 
     def close(self) -> None:

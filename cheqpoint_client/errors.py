@@ -24,8 +24,10 @@ class APIError(CheqpointClientError):
     """The service answered with an error status."""
 
     def __init__(self, status: int, title: str, detail: str, *, type: str = "about:blank",
-                 errors: list[dict[str, Any]] | None = None, body: Any = None) -> None:
+                 errors: list[dict[str, Any]] | None = None, body: Any = None,
+                 retry_after: float | None = None) -> None:
         self.status = status
+        self.retry_after = retry_after  # seconds, from the answer's Retry-After (429, 503), if it had one
         self.title = title
         self.detail = detail
         self.type = type
@@ -59,6 +61,11 @@ class ValidationFailedError(APIError):
     """422: the request does not fit; `errors` names each field and what is wrong with it."""
 
 
+class RateLimitedError(APIError):
+    """429: a per-Connection limit; `retry_after` says when asking again may work. Nothing was stored.
+    The client waits and asks again itself when that is at most its `max_retry_after`."""
+
+
 class ServiceUnavailableError(APIError):
     """502/503: a part the request depends on (Stripe, Slack, the database) is unavailable."""
 
@@ -69,12 +76,12 @@ class ServerError(APIError):
 
 _BY_STATUS: dict[int, type[APIError]] = {
     400: BadRequestError, 401: AuthenticationError, 404: NotFoundError, 409: ConflictError,
-    413: PayloadTooLargeError, 422: ValidationFailedError, 502: ServiceUnavailableError,
+    413: PayloadTooLargeError, 422: ValidationFailedError, 429: RateLimitedError, 502: ServiceUnavailableError,
     503: ServiceUnavailableError,
 }
 
 
-def error_from_response(status: int, content: bytes) -> APIError:
+def error_from_response(status: int, content: bytes, *, retry_after: float | None = None) -> APIError:
     """The typed error for one answer; bodies that are not problem+json still give a readable error."""
     try:
         body: Any = json.loads(content) if content else None
@@ -84,11 +91,12 @@ def error_from_response(status: int, content: bytes) -> APIError:
     cls = _BY_STATUS.get(status) or (ServerError if status >= 500 else APIError)
     detail = problem.get("detail") or problem.get("error") or (body if isinstance(body, str) else "") or ""
     return cls(status, str(problem.get("title") or f"HTTP {status}"), str(detail),
-               type=str(problem.get("type") or "about:blank"), errors=problem.get("errors"), body=body)
+               type=str(problem.get("type") or "about:blank"), errors=problem.get("errors"), body=body,
+               retry_after=retry_after)
 
 
 __all__ = [
     "APIError", "AuthenticationError", "BadRequestError", "CheqpointClientError", "ConflictError",
-    "NotFoundError", "PayloadTooLargeError", "ServerError", "ServiceUnavailableError", "TransportError",
-    "ValidationFailedError", "WebhookVerificationError", "error_from_response",
+    "NotFoundError", "PayloadTooLargeError", "RateLimitedError", "ServerError", "ServiceUnavailableError",
+    "TransportError", "ValidationFailedError", "WebhookVerificationError", "error_from_response",
 ]
