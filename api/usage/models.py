@@ -2,7 +2,7 @@
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Integer, PrimaryKeyConstraint, String
+from sqlalchemy import BigInteger, Index, Integer, PrimaryKeyConstraint, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from api.db import Base
@@ -17,7 +17,9 @@ class UsageTotal(Base):
 
     __tablename__ = "usage_totals"
     __table_args__ = (PrimaryKeyConstraint("scope", "subject", "action", "span", "starts_at", "currency",
-                                           name="pk_usage_totals"),)
+                                           name="pk_usage_totals"),
+                      # The hourly prune's `starts_at < cutoff`: the key cannot serve it (time is not first).
+                      Index("ix_usage_totals_starts_at", "starts_at"))
 
     scope: Mapped[str] = mapped_column(String(16))
     subject: Mapped[str] = mapped_column(String(255))
