@@ -172,12 +172,13 @@ class Digests:
         values = {"id": new_id("dgs"), "group_key": key, "open_key": key, "channel": self.settings.review_channel or "",
                   "connection_id": row.connection_id, "action": row.action, "rule": row.rule, "page": 0,
                   "changes": 0, "rendered_changes": -1, "generation": 0, "created_at": now}
-        await session.execute(_insert(session)(Digest).values(**values).on_conflict_do_nothing(
+        opened = await session.execute(_insert(session)(Digest).values(**values).on_conflict_do_nothing(
             index_elements=["open_key"]))
         digest_id = await session.scalar(select(Digest.id).where(Digest.open_key == key))
         assert digest_id is not None
-        log.info("Slack: the review queue is deep; requests of %s/%s now join digest %s",
-                 row.connection_id, row.action, digest_id)
+        if opened.rowcount == 1:  # not when another job (or replica) opened it first: one line per digest
+            log.info("Slack: the review queue is deep; requests of %s/%s now join digest %s",
+                     row.connection_id, row.action, digest_id)
         return digest_id
 
     async def _add_group(self, session: AsyncSession, digest_id: str, row: Any, key: str) -> None:
