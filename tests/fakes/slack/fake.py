@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import itertools
 import json
+import os
 import threading
 from collections import defaultdict, deque
 from collections.abc import Iterable, Iterator
@@ -72,6 +73,9 @@ class FakeSlack(SlackMethods):
         self._counter = itertools.count(1)
         self._lock = threading.Lock()
         # Slack's rate limits (429 with Retry-After) when `limits=True`: tests about them ask for them.
+        # CHEQPOINT_TEST_SLACK_LIMITS=1 turns them on for every fake, to run any test under Slack's real
+        # limits (not the default: tests that post to the fake directly exceed chat.postMessage's burst).
+        limits = limits or bool(os.environ.get("CHEQPOINT_TEST_SLACK_LIMITS"))
         self.limiter: RateLimiter | None = RateLimiter() if limits else None
         self._answer_lost: dict[str, int] = defaultdict(int)
         self._answer_delays: dict[str, deque[float]] = defaultdict(deque)
