@@ -139,7 +139,7 @@ def test_the_wait_is_never_shorter_than_asked_and_spread_so_a_crowd_does_not_ret
     assert all(2.0 <= w <= 2.2 for w in capped)
     # Retry-After: 0 does not make a tight loop; unreadable ones fall back to the own back-off.
     assert _core.retry_delay(1, httpx.Response(503, headers={"Retry-After": "0"}), 30.0) >= 0.25
-    for garbage in ("soon", "-1", "1e9", "²", "Fri, 99 Foo 2026"):
-        assert _core.retry_after(httpx.Response(503, headers={"Retry-After": garbage})) is None
+    for garbage in (b"soon", b"-1", b"1e9", b"\xb2", b"Fri, 99 Foo 2026"):  # b"\xb2" reads as "²", a digit
+        assert _core.retry_after(httpx.Response(503, headers=[(b"Retry-After", garbage)])) is None
     past = format_datetime(datetime.now(UTC) - timedelta(hours=1), usegmt=True)
     assert _core.retry_after(httpx.Response(503, headers={"Retry-After": past})) == 0.0
