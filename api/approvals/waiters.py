@@ -38,7 +38,7 @@ CHANNEL = "cheqpoint_settled"
 POLL_PAGE = 1000  # audit entries read per query
 # Pending answers remembered at most (`Waiters._pending`): a few hundred bytes each. Past it they are
 # all forgotten and the holds load again, as they did before any was remembered.
-MAX_REMEMBERED = 50_000
+MAX_REMEMBERED = 20_000
 # Audit events after which an approval is never settled: the poller need not wake its holds for them
 # (a request's own creation would otherwise reload each new hold once). Anything else wakes them.
 NEVER_SETTLES = ("approval.created", "approval.vote", "approval.revised", "approval.verified", "execution.running")
