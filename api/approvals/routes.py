@@ -1,6 +1,8 @@
 """The native intake API, CONTRACT §3."""
 
 import weakref
+from collections.abc import Awaitable
+from functools import partial
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Query, Request
@@ -42,14 +44,20 @@ def held_answer(approval: Approval) -> Response:
     return Response(answer_body(approval), media_type="application/json")
 
 
-async def held_body(approvals: ApprovalService, connection_id: str, approval_id: str, wait_ms: int) -> bytes:
+def held_body(approvals: ApprovalService, connection_id: str, approval_id: str, wait_ms: int) -> Awaitable[bytes]:
     """The held answer's JSON. A pending approval the waiters remember (waiters.py `hold_rendered`)
-    is answered without the database: ten thousand holds come back every 60 s to stay held."""
+    is answered without the database: ten thousand holds come back every 60 s to stay held.
+
+    Not a coroutine itself, and the load a `partial`, not a closure: what a waiting hold keeps is
+    the waiters' frame alone (bench/hold_memory.py: a frame and a closure were about 400 B a hold)."""
     if wait_ms <= 0:
-        return answer_body(await approvals.get(connection_id, approval_id))
-    return await approvals.waiters.hold_rendered(
-        approval_id, connection_id, min(wait_ms, MAX_HOLD_MS) / 1000,
-        lambda: approvals.get(connection_id, approval_id), answer_body)
+        return _read_now(approvals, connection_id, approval_id)
+    return approvals.waiters.hold_rendered(approval_id, connection_id, min(wait_ms, MAX_HOLD_MS) / 1000,
+                                           partial(approvals.get, connection_id, approval_id), answer_body)
+
+
+async def _read_now(approvals: ApprovalService, connection_id: str, approval_id: str) -> bytes:
+    return answer_body(await approvals.get(connection_id, approval_id))
 
 
 async def intake_answer(approvals: ApprovalService, connection: Connection, body: ApprovalCreate,
