@@ -53,6 +53,24 @@ def cheqpoint_app(database_url: str) -> Any:
         return approval
 
     container.approvals.hold = timed_hold
+    # The native API's holds answer with the rendered approval (waiters.py `hold_rendered`): a settled
+    # approval is rendered as its hold lets go, so that is when its delay is taken.
+    hold_rendered = container.waiters.hold_rendered
+
+    async def timed_hold_rendered(approval_id: str, owner: Any, seconds: float, load: Any, render: Any) -> bytes:
+        decided: list[float] = []
+
+        def rendering(approval: Any) -> bytes:
+            if approval.decided_at is not None and approval.status != "pending":
+                decided.append(approval.decided_at.timestamp())
+            return render(approval)
+
+        body = await hold_rendered(approval_id, owner, seconds, load, rendering)
+        if decided:
+            releases.append(time.time() - decided[-1])
+        return body
+
+    container.waiters.hold_rendered = timed_hold_rendered
 
     @app.get("/bench/releases")
     async def release_delays() -> list[float]:

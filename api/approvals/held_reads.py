@@ -16,9 +16,10 @@ read keeps its request id, access line and log context.
 import re
 from urllib.parse import parse_qsl
 
+from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from api.approvals.routes import held_answer
+from api.approvals.routes import held_body
 from api.approvals.short_stack import error_answer, header
 from api.connections.auth import authenticate_bearer
 
@@ -56,9 +57,9 @@ class HeldReads:
         try:
             connection = await authenticate_bearer(container, header(scope, b"authorization"))
             async with container.approvals.hold_slot(connection.id, wait_ms):
-                approval = await container.approvals.hold(connection.id, approval_id, wait_ms)
+                body = await held_body(container.approvals, connection.id, approval_id, wait_ms)
             del connection
-            response = held_answer(approval)
+            response = Response(body, media_type="application/json")
         except Exception as exc:
             response = error_answer(exc)
         await response(scope, receive, send)

@@ -11,6 +11,11 @@ change of an approval's state writes an audit entry in the same transaction, and
 (`seq`) under the chain's lock as their transaction commits, so numbers appear in commit order and an
 entry numbered below one already seen is never committed later. Its cost follows the rate of changes,
 not the number of holds: ten thousand idle holds cost the same query as one.
+
+Because every change reaches `notify()` or the poller, a pending approval's answer, once loaded, stays
+true until one of them names the approval: `hold_rendered` remembers it and answers a re-hold (the
+agent's next `waitMs` read, every 60 s for each of ten thousand holds) without the database, and
+its end too. How stale that answer can be is the poller's interval, as for a decision made elsewhere.
 """
 
 import asyncio
@@ -22,6 +27,7 @@ from collections.abc import Awaitable, Callable
 
 from sqlalchemy import func, select
 
+from api.approvals.enums import ApprovalStatus
 from api.approvals.models import Approval
 from api.audit.models import AuditEvent
 from api.db import Database
@@ -30,6 +36,9 @@ log = logging.getLogger(__name__)
 
 CHANNEL = "cheqpoint_settled"
 POLL_PAGE = 1000  # audit entries read per query
+# Pending answers remembered at most (`Waiters._pending`): a few hundred bytes each. Past it they are
+# all forgotten and the holds load again, as they did before any was remembered.
+MAX_REMEMBERED = 20_000
 # Audit events after which an approval is never settled: the poller need not wake its holds for them
 # (a request's own creation would otherwise reload each new hold once). Anything else wakes them.
 NEVER_SETTLES = ("approval.created", "approval.vote", "approval.revised", "approval.verified", "execution.running")
@@ -104,6 +113,14 @@ class Waiters:
         self._releasing = False
         # The highest audit `seq` the poller has handed on; None until it first reads the trail.
         self._seen_seq: int | None = None
+        # Pending approvals' answers, kept after their holds end so that the agent's next hold needs
+        # no database: approval id -> (its Connection, the JSON answer). Any change of the approval
+        # (notify(), the poller's every entry naming it) forgets it. While a hold loads, its entry is
+        # a token of that load: a change heard meanwhile removes the token and the load is not kept.
+        self._pending: dict[str, tuple[str | None, bytes | object]] = {}
+        # How many changes have been heard, of any approval: a request just created is remembered as
+        # created only if none was heard while it was (`remember_created`).
+        self.heard = 0
 
     async def hold(self, approval_id: str, seconds: float,
                    load: Callable[[], Awaitable[Approval]]) -> Approval:
@@ -131,6 +148,84 @@ class Waiters:
         finally:
             self._unregister(approval_id, wakeup)
 
+    async def hold_rendered(self, approval_id: str, owner: str | None, seconds: float,
+                            load: Callable[[], Awaitable[Approval]],
+                            render: Callable[[Approval], bytes]) -> bytes:
+        """As `hold`, answering with the approval's JSON (`render`), and loading it only when nothing
+        true is remembered about it: a pending approval loaded by `owner` and not changed since is
+        answered, at the start and at the deadline, from `_pending` (the load is also the ownership
+        check, so a remembered answer serves only the Connection whose load it was)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + seconds
+        wakeup = self._register(approval_id, loop)
+        try:
+            body = self._remembered(approval_id, owner)
+            while True:
+                if body is None:
+                    handed = self._handed.get(approval_id)
+                    approval = handed if handed is not None else await self._load_remembering(
+                        approval_id, owner, load, render)
+                    if approval.is_settled:
+                        return render(approval)
+                    body = self._remembered(approval_id, owner) or render(approval)
+                    del approval  # not kept while waiting; the remembered answer is a fifth of it
+                if loop.time() >= deadline or self._releasing:
+                    return body
+                self._deadlines.add(loop, deadline, wakeup)
+                await wakeup
+                woken, wakeup = wakeup, self._register(approval_id, loop)
+                self._unregister(approval_id, woken)
+                # Woken by its deadline, the answer remembered is still true; by a change, it is gone.
+                body = self._remembered(approval_id, owner)
+        finally:
+            self._unregister(approval_id, wakeup)
+
+    def _remembered(self, approval_id: str, owner: str | None) -> bytes | None:
+        entry = self._pending.get(approval_id)
+        if entry is None or entry[0] != owner or not isinstance(entry[1], bytes):
+            return None
+        return entry[1]
+
+    async def _load_remembering(self, approval_id: str, owner: str | None,
+                                load: Callable[[], Awaitable[Approval]],
+                                render: Callable[[Approval], bytes]) -> Approval:
+        token = object()
+        if len(self._pending) >= MAX_REMEMBERED:
+            self._pending.clear()
+        self._pending[approval_id] = (owner, token)
+        try:
+            approval = await load()
+        except BaseException:
+            if self._pending.get(approval_id, (None, None))[1] is token:
+                del self._pending[approval_id]
+            raise
+        entry = self._pending.get(approval_id)
+        if entry is not None and entry[1] is token:
+            # Nothing was heard of the approval since before the load began: what it read is current.
+            if approval.status == ApprovalStatus.PENDING:
+                self._pending[approval_id] = (owner, render(approval))
+            else:
+                del self._pending[approval_id]
+        return approval
+
+    def forget(self, approval_id: str) -> None:
+        """The approval changed: its remembered answer, if any, is no longer true."""
+        self.heard += 1
+        self._pending.pop(approval_id, None)
+
+    def remember_created(self, approval: Approval, owner: str | None, since: int,
+                         render: Callable[[Approval], bytes]) -> None:
+        """Remember a request just created, so that its hold starts without loading it again.
+
+        `since` is `heard` taken before it was created. If nothing was heard since, any change made
+        to it after its commit has not been heard yet, and will be (the poller reads every one), so
+        what was created is its answer until then. Otherwise the hold loads, as it always did.
+        """
+        if self.heard == since and approval.status == ApprovalStatus.PENDING:
+            if len(self._pending) >= MAX_REMEMBERED:
+                self._pending.clear()
+            self._pending[approval.id] = (owner, render(approval))
+
     def _register(self, approval_id: str, loop: asyncio.AbstractEventLoop) -> "asyncio.Future[None]":
         wakeup: asyncio.Future[None] = loop.create_future()
         if self._releasing:
@@ -150,6 +245,8 @@ class Waiters:
 
     def notify(self, approval_id: str, settled: Approval | None = None) -> None:
         """Wake the holds on `approval_id`; `settled` is its final state, when the caller has it."""
+        self.heard += 1
+        self._pending.pop(approval_id, None)
         waiting = self._waiting.get(approval_id)
         if waiting:
             if settled is not None and settled.is_settled:
@@ -208,12 +305,15 @@ class Waiters:
 
     async def _poll_once(self) -> None:
         """Wake the holds on every approval that changed since the last poll."""
-        if not self._waiting:
-            # Nobody holds: only move the mark forward (one index lookup). A hold registered while
-            # the lookup ran loaded its approval at an unknown moment, so the mark then stays put.
+        if not self._waiting and not self._pending:
+            # Nobody holds and nothing is remembered: only move the mark forward (one index lookup).
+            # A hold registered while the lookup ran loaded its approval at an unknown moment, so the
+            # mark then stays put.
             async with self.db.read() as session:
                 head = await session.scalar(select(func.max(AuditEvent.seq)))
-            if not self._waiting:
+            if not self._waiting and not self._pending:
+                if (head or 0) != self._seen_seq:
+                    self.heard += 1  # changes passed over unread: a request being created may be one
                 self._seen_seq = head or 0
             return
         async with self.db.read() as session:
@@ -221,6 +321,8 @@ class Waiters:
                 # No mark yet (the database was unreachable at start): take one and have every hold
                 # reload once, after it, so a change committed before the mark is not missed.
                 self._seen_seq = await session.scalar(select(func.max(AuditEvent.seq))) or 0
+                self.heard += 1
+                self._pending.clear()
                 for approval_id in list(self._waiting):
                     self.notify(approval_id)
                 return
@@ -230,7 +332,11 @@ class Waiters:
                     .where(AuditEvent.seq > self._seen_seq).order_by(AuditEvent.seq).limit(POLL_PAGE))).all()
                 for seq, approval_id, kind in rows:
                     self._seen_seq = seq
-                    if approval_id is not None and kind not in NEVER_SETTLES:
+                    if approval_id is None:
+                        continue
+                    if kind not in NEVER_SETTLES:
                         self.notify(approval_id)  # a hold reloads and goes on waiting if not settled
+                    elif kind != "approval.created":  # every load, found after it, includes it
+                        self.forget(approval_id)  # still pending, but its answer changed (a vote, …)
                 if len(rows) < POLL_PAGE:
                     return
