@@ -76,3 +76,50 @@ async def test_a_failed_commit_is_never_answered_as_stored(client, auth, contain
     monkeypatch.undo()
     assert all(answer.status_code >= 500 for answer in answers), [answer.status_code for answer in answers]
     assert _count(container) == before
+
+
+
+async def test_a_committed_batch_makes_no_rollback_trip(client, auth, container, monkeypatch):
+    """SQLAlchemy's reset on return is a ROLLBACK through aiosqlite's thread even after a COMMIT: one
+    more trip per batch, before its callers were answered, that did nothing. None follows a COMMIT now
+    (a read's session still ends its own transaction), and the writes are all there."""
+    after_commit = []
+    original_commit, original_rollback = aiosqlite.core.Connection.commit, aiosqlite.core.Connection.rollback
+    original_execute = aiosqlite.core.Connection._execute
+
+    async def commit(self: aiosqlite.core.Connection) -> None:
+        await original_commit(self)
+        self.cheqpoint_committed = True  # until the connection's next call (a read's would clear it)
+
+    async def execute(self: aiosqlite.core.Connection, fn, *args, **kwargs):
+        self.cheqpoint_committed = False
+        return await original_execute(self, fn, *args, **kwargs)
+
+    async def rollback(self: aiosqlite.core.Connection) -> None:
+        if getattr(self, "cheqpoint_committed", False):
+            after_commit.append(self._conn.in_transaction)
+        await original_rollback(self)
+
+    monkeypatch.setattr(aiosqlite.core.Connection, "commit", commit)
+    monkeypatch.setattr(aiosqlite.core.Connection, "rollback", rollback)
+    monkeypatch.setattr(aiosqlite.core.Connection, "_execute", execute)
+    before = _count(container)
+    for _ in range(3):  # batches of several, and alone
+        answers = await asyncio.gather(*(client.post("/v1/approvals", json=REFUND, headers=auth) for _ in range(4)))
+        assert [answer.status_code for answer in answers] == [202] * 4
+        single = await client.post("/v1/approvals", json=REFUND, headers=auth)
+        assert single.status_code == 202
+    assert after_commit == []
+    assert _count(container) == before + 15
+
+
+async def test_a_connection_returned_inside_a_transaction_is_still_rolled_back(container):
+    path = container.settings.database_url.removeprefix("sqlite+aiosqlite:///")
+    async with container.db.engine.connect() as connection:
+        driver = (await connection.get_raw_connection()).driver_connection
+        await driver.execute("DELETE FROM approvals")  # the driver opens a transaction (and the write lock)
+        assert driver._conn.in_transaction
+    assert not driver._conn.in_transaction  # rolled back on its return to the pool
+    with sqlite3.connect(path, timeout=0) as other:
+        other.execute("BEGIN IMMEDIATE")  # the write lock is free: this raises "database is locked" if not
+        other.rollback()
