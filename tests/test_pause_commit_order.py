@@ -1,8 +1,9 @@
-"""The group commit answers a request only once its batch is committed (SQLite).
+"""The group commit answers a request only once its batch is committed (SQLite), with fewer trips.
 
-The writer now answers between the COMMIT and the session's close, and writes a batch's usage
-counters in the same call as its rows: both are places where an answer could slip ahead of the
-COMMIT. Here the COMMIT itself is held in SQLite's thread, and failed, while requests wait on the app.
+A batch's usage counters are now written in the same call as its rows, and a connection that has
+committed goes back to the pool without a ROLLBACK: both are places where an answer could slip ahead
+of the COMMIT, or a transaction be left open. Here the COMMIT itself is held in SQLite's thread, and
+failed, while requests wait on the app; and a connection returned mid-transaction is rolled back.
 """
 
 import asyncio
