@@ -7,7 +7,14 @@ installed (measurement only, nothing in the product changes) and loads it open-l
 - event-loop lag: a task that sleeps 1 ms and records how late it woke (every wake-up ≥ 5 ms);
 - the garbage collector: every collection's generation and duration (`gc.callbacks`);
 - the group commit: each batch's size and duration, and each COMMIT's time in SQLite's thread;
-- WAL checkpoints: `PRAGMA wal_checkpoint` run by SQLite inside a COMMIT shows as a long COMMIT.
+- WAL checkpoints: `PRAGMA wal_checkpoint` run by SQLite inside a COMMIT shows as a long COMMIT;
+- each caller's wait on the writer (its queue and its batch), and every call into aiosqlite's
+  thread by what it ran, per batch (each is a trip through the thread and back through the loop);
+- the kernel's view of the loop's thread (`/proc/self/task/<tid>/schedstat`): time on a CPU and time
+  runnable but waiting for one, which on a shared machine is most of the lateness;
+- what the loop's thread was running while late: its stack, sampled by a watchdog thread.
+
+The records cover the measured run only: the server is told (SIGUSR1) when the warm-up ends.
 
 It prints the client's p50/p99 and, from the server, the largest pauses of each kind and their sums.
 """
