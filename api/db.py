@@ -10,6 +10,7 @@ call is its own transaction and row locks do the rest.
 import asyncio
 import contextlib
 import logging
+import sqlite3
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -95,6 +96,22 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+def _sqlite_reset(dbapi_connection: Any, _record: Any, state: Any) -> None:
+    """A connection's return to the pool (the engine's `pool_reset_on_return` is None on SQLite).
+
+    SQLAlchemy's own reset is a ROLLBACK, sent even after the session has committed or rolled back:
+    through aiosqlite that is a trip to the connection's thread and back through the event loop, at
+    the end of every write batch and every read, for a call that does nothing (the sqlite3 module
+    only sends ROLLBACK when a transaction is open). Here it is made only when one is open; reading
+    the flag is safe from this thread, as nothing else runs on a connection being returned."""
+    if not state.asyncio_safe:  # as SQLAlchemy's: no awaiting here (a connection garbage-collected)
+        return
+    raw = getattr(getattr(dbapi_connection, "driver_connection", None), "_conn", None)
+    if isinstance(raw, sqlite3.Connection) and not raw.in_transaction:
+        return
+    dbapi_connection.rollback()
+
+
 # Set in `session.info` by code that enqueued a job, so the committer can wake the worker.
 JOBS_ENQUEUED = "cheqpoint.jobs_enqueued"
 
@@ -178,7 +195,9 @@ class Database:
         self.url = url
         self.is_sqlite = url.startswith("sqlite")
         kwargs: dict[str, Any] = {"echo": echo}
-        if not self.is_sqlite:
+        if self.is_sqlite:
+            kwargs.update(pool_reset_on_return=None)  # _sqlite_reset does it, only when needed
+        else:
             kwargs.update(pool_size=20, max_overflow=20, pool_pre_ping=True)
         if pool_size is not None:  # a fixed pool: exactly this many connections
             kwargs.update(pool_size=pool_size, max_overflow=0)
@@ -187,6 +206,7 @@ class Database:
         self.engine: AsyncEngine = create_async_engine(url, **kwargs)
         if self.is_sqlite:
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
+            event.listen(self.engine.sync_engine, "reset", _sqlite_reset)
         # Code that stamps rows without a clock of its own (the outbox) reads the injected one here.
         self.clock = clock or utcnow
         self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False, info={"clock": self.clock})

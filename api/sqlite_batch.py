@@ -7,7 +7,12 @@ entries (`api.audit.chain`) took five of them: an INSERT per table, the chain he
 the entries' INSERT. Here they are prepared on the event loop (every value converted by its
 column's type, exactly as SQLAlchemy would) and written in one call to that thread, which takes the
 chain's lock, reads the head, numbers and hashes the entries and inserts everything; the COMMIT
-that follows is the batch's only other round trip.
+that follows is the batch's only other round trip before its callers are answered.
+
+The usage counters' upsert (`api.usage.track`, written at `before_commit`) goes in the same call:
+through SQLAlchemy it was three more round trips per batch (a cursor, the statement, the cursor's
+close). Each round trip waits for the event loop to come round to it, so under load they, not the
+COMMIT, were most of a batch's time and so of the time the next batch's callers queued.
 
 Where the driver does not offer the call (another aiosqlite, another driver), nothing is taken
 from the session and the commit hooks write the rows a statement at a time, as on PostgreSQL.
@@ -25,6 +30,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from api import deferred
 from api.audit import chain
 from api.audit.models import AuditEvent
+from api.db import utcnow
+from api.usage import prune, track
 
 AUDIT = AuditEvent.__table__
 _AUDIT_KEYS = ("id", "at", "event", "approval_id", "connection_id", "actor", "before", "after", "detail")
@@ -36,9 +43,11 @@ Converter = Callable[[Any], Any]
 
 
 @functools.cache
-def _statement(table: Table, keys: tuple[str, ...], dialect: Dialect) -> tuple[str, tuple[tuple[str, Converter], ...]]:
-    """The INSERT's SQL and, per placeholder, the row key and the column type's conversion."""
-    compiled = insert(table).compile(dialect=dialect, column_keys=list(keys))
+def _statement(table: Table, keys: tuple[str, ...], dialect: Dialect,
+               statement: Any = None) -> tuple[str, tuple[tuple[str, Converter], ...]]:
+    """The INSERT's SQL (`statement`, an INSERT into `table`, or a plain one) and, per placeholder,
+    the row key and the column type's conversion."""
+    compiled = (insert(table) if statement is None else statement).compile(dialect=dialect, column_keys=list(keys))
     names = tuple(compiled.positiontup or ())
     if set(names) != set(keys):  # a column default to evaluate, or a key that is not a column
         raise LookupError(f"{table.name}: columns {names} do not match the row's keys {keys}")
@@ -58,7 +67,8 @@ async def write_in_one_call(session: AsyncSession) -> None:
     info = session.sync_session.info
     queued: dict[Table, list[dict[str, Any]]] = info.get(deferred.PENDING) or {}
     entries: list[dict[str, Any]] = info.get(chain.PENDING) or []
-    if not queued and not entries:
+    usage = track.queued(session)
+    if not queued and not entries and not usage:
         return
     connection = await session.connection()
     driver = (await connection.get_raw_connection()).driver_connection
@@ -77,10 +87,19 @@ async def write_in_one_call(session: AsyncSession) -> None:
             known = [(name, convert) for name, convert in converters if name not in _CHAINED]
             audit = (sql, tuple(name for name, _ in converters),
                      [(row, {name: convert(row[name]) for name, convert in known}) for row in entries])
+        rows = track.rows_of(usage)
+        if rows:
+            statement = track.upsert(dialect.name)
+            sql, converters = _statement(statement.table, tuple(rows[0]), dialect, statement)
+            inserts.append((sql, _params(rows, converters)))
     except LookupError:
         return  # not a shape this module knows: the commit hooks write it
     info.pop(deferred.PENDING, None)
     info.pop(chain.PENDING, None)
+    info.pop(track.QUEUED, None)
+    info.pop(track.READS, None)  # the counters change now
+    if rows:  # this hour's prune job, as the hook would have (a database write only once an hour)
+        await connection.run_sync(prune.schedule, info.get("clock", utcnow)())
     try:
         await call(functools.partial(_write, raw, inserts, audit))
     except sqlite3.IntegrityError as error:  # as SQLAlchemy would raise it (a duplicate Idempotency-Key)

@@ -7,7 +7,14 @@ installed (measurement only, nothing in the product changes) and loads it open-l
 - event-loop lag: a task that sleeps 1 ms and records how late it woke (every wake-up ≥ 5 ms);
 - the garbage collector: every collection's generation and duration (`gc.callbacks`);
 - the group commit: each batch's size and duration, and each COMMIT's time in SQLite's thread;
-- WAL checkpoints: `PRAGMA wal_checkpoint` run by SQLite inside a COMMIT shows as a long COMMIT.
+- WAL checkpoints: `PRAGMA wal_checkpoint` run by SQLite inside a COMMIT shows as a long COMMIT;
+- each caller's wait on the writer (its queue and its batch), and every call into aiosqlite's
+  thread by what it ran, per batch (each is a trip through the thread and back through the loop);
+- the kernel's view of the loop's thread (`/proc/self/task/<tid>/schedstat`): time on a CPU and time
+  runnable but waiting for one, which on a shared machine is most of the lateness;
+- what the loop's thread was running while late: its stack, sampled by a watchdog thread.
+
+The records cover the measured run only: the server is told (SIGUSR1) when the warm-up ends.
 
 It prints the client's p50/p99 and, from the server, the largest pauses of each kind and their sums.
 """
@@ -15,12 +22,15 @@ It prints the client's p50/p99 and, from the server, the largest pauses of each 
 import argparse
 import asyncio
 import atexit
+import collections
 import gc
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -35,7 +45,7 @@ def install_probes(database: str, out: Path) -> Callable[[], None]:
 
     from api import db
 
-    record: dict[str, list] = {"gc": [], "lag": [], "batch": [], "commit": [], "checkpoint_in_commit": []}
+    record: dict[str, list] = {"gc": [], "lag": [], "batch": [], "submit": [], "commit": [], "checkpoint_in_commit": []}
     lag_started: list[asyncio.Task] = []
     started: dict[str, float] = {}
 
@@ -76,6 +86,21 @@ def install_probes(database: str, out: Path) -> Callable[[], None]:
 
     aiosqlite.core.Connection.commit = commit
 
+    # Every call into aiosqlite's thread (a round trip: queued to the thread, answered through the
+    # event loop), by what it ran: a batch's callers wait for each one before theirs.
+    original_execute = aiosqlite.core.Connection._execute
+
+    async def execute(self: aiosqlite.core.Connection, fn: Callable, *args: object, **kwargs: object) -> object:
+        if lag_started:
+            name = getattr(getattr(fn, "func", fn), "__qualname__", "?")
+            if args and isinstance(args[0], str):
+                name += " " + " ".join(args[0].split()[:3])
+            record["trips"][name] = record["trips"].get(name, 0) + 1
+        return await original_execute(self, fn, *args, **kwargs)
+
+    aiosqlite.core.Connection._execute = execute
+    record["trips"] = {}
+
     original_run = db.GroupCommitWriter._run_together
     original_alone = db.GroupCommitWriter._run_alone
 
@@ -83,7 +108,8 @@ def install_probes(database: str, out: Path) -> Callable[[], None]:
         while True:
             due = time.perf_counter() + 0.001
             await asyncio.sleep(0.001)
-            late = time.perf_counter() - due
+            beat[0] = time.perf_counter()
+            late = beat[0] - due
             if late >= 0.005:
                 record["lag"].append(late)
 
@@ -105,9 +131,64 @@ def install_probes(database: str, out: Path) -> Callable[[], None]:
         await original_alone(self, fn, future)
         record["batch"].append((1, time.perf_counter() - began))
 
+    original_submit = db.GroupCommitWriter.submit
+
+    async def submit(self, fn):  # a caller's whole wait on the writer: the queue, its batch, the COMMIT
+        began = time.perf_counter()
+        try:
+            return await original_submit(self, fn)
+        finally:
+            record["submit"].append(time.perf_counter() - began)
+
     db.GroupCommitWriter._run_together = run_together
     db.GroupCommitWriter._run_alone = run_alone
+    db.GroupCommitWriter.submit = submit
+
+    # What the event loop's thread is doing while it is late: a watchdog thread samples its stack every
+    # 2 ms whenever the lag monitor has not woken for 10 ms (uvloop's callbacks cannot be timed from
+    # Python). A sample landing in the selector means the thread was waiting (for a core), not working.
+    record["stalls"] = []
+    beat = [time.perf_counter()]
+    loop_thread = threading.get_ident()
+
+    def watchdog() -> None:
+        while True:
+            time.sleep(0.002)
+            if lag_started and time.perf_counter() - beat[0] > 0.010:
+                frame = sys._current_frames().get(loop_thread)
+                where = []
+                while frame is not None and len(where) < 6:
+                    code = frame.f_code
+                    where.append(f"{Path(code.co_filename).name}:{code.co_name}")
+                    frame = frame.f_back
+                record["stalls"].append(" < ".join(where))
+
+    threading.Thread(target=watchdog, daemon=True, name="pauses-watchdog").start()
+
+    loop_task = Path(f"/proc/self/task/{threading.get_native_id()}/schedstat")
+
+    def schedstat() -> tuple[float, float]:
+        """The loop's thread: seconds on a CPU, and seconds runnable but waiting for one (the kernel's)."""
+        try:
+            on_cpu, waiting, _ = loop_task.read_text().split()
+        except (OSError, ValueError):
+            return 0.0, 0.0
+        return int(on_cpu) / 1e9, int(waiting) / 1e9
+
+    record["sched_at_reset"] = schedstat()
+
+    def reset(*_: object) -> None:  # the measured run starts: what the wrk and warm-up phases left is dropped
+        for key in ("gc", "lag", "batch", "commit", "checkpoint_in_commit", "stalls", "submit"):
+            record[key].clear()
+        record["wal_frames"] = 0
+        record["trips"] = {}
+        record["sched_at_reset"] = schedstat()
+
+    signal.signal(signal.SIGUSR1, reset)
+
     def dump() -> None:
+        on_cpu, waiting = schedstat()
+        record["sched"] = [on_cpu - record["sched_at_reset"][0], waiting - record["sched_at_reset"][1]]
         record["objects"] = [len(gc.get_objects(generation)) for generation in (0, 1, 2)]
         out.write_text(json.dumps(record))
 
@@ -116,8 +197,6 @@ def install_probes(database: str, out: Path) -> Callable[[], None]:
 
 
 def serve(tree: Path, database_url: str, port: int, out: Path) -> None:
-    import signal
-
     sys.path.insert(0, str(tree))  # the checkout measured: its `api` and its bench server
 
     dump = install_probes(database_url, out)
@@ -172,6 +251,7 @@ def main() -> None:
             args.rate = round(top["requests_per_s"] / 2)
             print(f"maximum {top['requests_per_s']:.0f} requests/s (wrk, 32 connections)")
         asyncio.run(open_loop(port, raw, args.rate, args.warmup))
+        process.send_signal(signal.SIGUSR1)  # the server's records cover the measured run only
         result = asyncio.run(open_loop(port, raw, args.rate, args.seconds))
     finally:
         process.terminate()
@@ -181,7 +261,7 @@ def main() -> None:
           f"load average {os.getloadavg()[0]:.2f}, errors {result.errors}")
     print(f"client: p50 {percentile(result.latencies, 0.5) * 1000:.1f} ms, "
           f"p99 {percentile(result.latencies, 0.99) * 1000:.1f} ms, max {max(result.latencies) * 1000:.1f} ms")
-    print("server, from its first write (the warm-up included):")
+    print("server, during the measured run:")
     print("  " + summary("loop lag ≥ 5 ms", probes["lag"]))
     for generation in (0, 1, 2):
         print("  " + summary(f"gc gen {generation}", [d for g, d, _ in probes["gc"] if g == generation]))
@@ -190,6 +270,18 @@ def main() -> None:
     print("  " + summary("of which COMMITs that checkpointed", probes["checkpoint_in_commit"]))
     print(f"  the WAL's largest size seen at a COMMIT: {probes.get('wal_frames', 0)} frames")
     print("  " + summary("group-commit batch", [d for _, d in probes["batch"]]))
+    print("  " + summary("a caller's wait on the writer (queue + batch)", probes["submit"]))
+    trips, batches = probes["trips"], max(1, len(probes["batch"]))
+    print(f"  calls into SQLite's thread: {sum(trips.values()) / batches:.2f} a batch; by call, a batch:")
+    for name, count in sorted(trips.items(), key=lambda item: -item[1])[:8]:
+        print(f"    {count / batches:5.2f}  {name}")
+    on_cpu, waiting = probes["sched"]
+    print(f"  the loop's thread (from the kernel, /proc schedstat): {on_cpu * 1000:.0f} ms on a CPU, "
+          f"{waiting * 1000:.0f} ms runnable but waiting for a CPU")
+    stalls = probes["stalls"]
+    print(f"  the loop's thread while late (2 ms samples, {len(stalls)} in all), its innermost frames:")
+    for where, count in collections.Counter(stalls).most_common(8):
+        print(f"    {count:5d}  {where}")
     print(f"  objects tracked at the first write by generation {probes['objects_at_start']}, "
           f"frozen {probes['frozen']}; at the end (after shut-down) {probes['objects']}")
     sizes = [n for n, _ in probes["batch"]]

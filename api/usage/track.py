@@ -86,7 +86,8 @@ def queued(session: Any) -> dict[Bucketed, list[int]]:
 
 
 @cache
-def _upsert(dialect: str) -> Any:
+def upsert(dialect: str) -> Any:
+    """The counters' upsert; also written by api/sqlite_batch.py in a group commit's one call."""
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     statement = insert(UsageTotal)
     return statement.on_conflict_do_update(
@@ -98,16 +99,19 @@ def _upsert(dialect: str) -> Any:
 _COLUMNS = ("scope", "subject", "action", "currency", "span", "starts_at")
 
 
+def rows_of(pending: dict[Bucketed, list[int]]) -> list[dict[str, Any]]:
+    """The upsert's rows. Sorted: the row locks are taken in one order by every transaction (see above)."""
+    return [{**dict(zip(_COLUMNS, key, strict=True)), "count": sums[0], "amount": sums[1]}
+            for key, sums in sorted(pending.items()) if sums != [0, 0]]
+
+
 def _write_queued(session: Session) -> None:
     session.info.pop(READS, None)  # the counters change now
-    pending: dict[Bucketed, list[int]] = session.info.pop(QUEUED, None) or {}
-    # Sorted: the row locks are taken in one order by every transaction (see above).
-    rows = [{**dict(zip(_COLUMNS, key, strict=True)), "count": sums[0], "amount": sums[1]}
-            for key, sums in sorted(pending.items()) if sums != [0, 0]]
+    rows = rows_of(session.info.pop(QUEUED, None) or {})
     if not rows:
         return
     connection = session.connection()
-    connection.execute(_upsert(connection.dialect.name), rows)
+    connection.execute(upsert(connection.dialect.name), rows)
     prune.schedule(connection, session.info.get("clock", utcnow)())
 
 
