@@ -43,8 +43,9 @@ REPLY = SlackJob.THREAD_REPLY
 SLACK_FAILED = "slack_failed"  # an alert kind beside bot.blocks.AlertKind's
 # How long an update or reminder waits for the review message it belongs to.
 WAIT_FOR_POST = 5.0
-# bot.digests' absorb: True when the request went into a digest instead of a message of its own.
-Absorb = Callable[[JobContext, str], Awaitable[bool]]
+# bot.digests' absorb for a batch's first attempts (bot.digest_batch): for each request, in order,
+# True when it went into a digest instead of a message of its own.
+AbsorbMany = Callable[[JobContext, list[str]], Awaitable[list[bool]]]
 
 
 def post_key(approval_id: str) -> str:
@@ -114,7 +115,7 @@ class Notifier:
         await ctx.db.write(lambda session: self._store(session, [(snapshot, response, found is not None)], ctx.clock()))
 
     async def post_requests(self, items: list[BatchItem], *, single: Handler,
-                            absorb: Absorb | None = None) -> list[BaseException | None]:
+                            absorb: AbsorbMany | None = None) -> list[BaseException | None]:
         """The post job for several requests at once (the worker's batch): what `single` (the post
         job, digests in front) does for each, with one snapshot read and one store for them all, and
         their posts in flight together (Slack's budget, drawn per call, still paces them).
@@ -130,15 +131,13 @@ class Notifier:
             current_reservation.set(items[i].reservation)
             await single(items[i].ctx, items[i].payload)
 
-        async def absorbed(i: int) -> bool:
-            return absorb is not None and await absorb(items[i].ctx, items[i].payload["approval_id"])
-
         async def first_attempts() -> None:
-            taken = await asyncio.gather(*(absorbed(i) for i in firsts), return_exceptions=True)
-            for i, answer in zip(firsts, taken, strict=True):
-                if isinstance(answer, BaseException):
-                    errors[i] = answer
-            own = [i for i, answer in zip(firsts, taken, strict=True) if answer is False]
+            if not firsts:
+                return
+            own = firsts
+            if absorb is not None:
+                taken = await absorb(items[firsts[0]].ctx, [items[i].payload["approval_id"] for i in firsts])
+                own = [i for i, listed in zip(firsts, taken, strict=True) if not listed]
             if not own:
                 return
             ids = {i: items[i].payload["approval_id"] for i in own}
