@@ -94,6 +94,7 @@ class Registration:
     handler: Handler
     backoff: Backoff = field(default_factory=Backoff)
     batch: BatchHandler | None = None  # used when two or more jobs of the kind are claimed together
+    batch_size: int = 0  # how many of the kind a worker's round may take at once (see Worker._claim)
 
 
 class JobRegistry:
@@ -103,10 +104,12 @@ class JobRegistry:
     def register(self, kind: str, handler: Handler, *, backoff: Backoff | None = None) -> None:
         self._kinds[kind] = Registration(handler, backoff or Backoff())
 
-    def register_batch(self, kind: str, batch: BatchHandler) -> None:
+    def register_batch(self, kind: str, batch: BatchHandler, *, size: int = 64) -> None:
         """A batch handler beside the kind's single one (registered first; registering the kind
-        again drops it, so a wrapper that replaces the handler must be followed by this)."""
-        self._kinds[kind].batch = batch
+        again drops it, so a wrapper that replaces the handler must be followed by this). `size`: up
+        to this many due jobs of the kind go to one call, past the worker's usual round."""
+        registration = self._kinds[kind]
+        registration.batch, registration.batch_size = batch, size
 
     def get(self, kind: str) -> Registration | None:
         return self._kinds.get(kind)
