@@ -45,7 +45,7 @@ SLACK_FAILED = "slack_failed"  # an alert kind beside bot.blocks.AlertKind's
 WAIT_FOR_POST = 5.0
 # bot.digests' absorb for a batch's first attempts (bot.digest_batch): for each request, in order,
 # True when it went into a digest instead of a message of its own.
-AbsorbMany = Callable[[JobContext, list[str]], Awaitable[list[bool]]]
+AbsorbMany = Callable[[list[JobContext], list[str]], Awaitable[list[bool]]]
 
 
 def post_key(approval_id: str) -> str:
@@ -136,7 +136,7 @@ class Notifier:
                 return
             own = firsts
             if absorb is not None:
-                taken = await absorb(items[firsts[0]].ctx, [items[i].payload["approval_id"] for i in firsts])
+                taken = await absorb([items[i].ctx for i in firsts], [items[i].payload["approval_id"] for i in firsts])
                 own = [i for i, listed in zip(firsts, taken, strict=True) if not listed]
             if not own:
                 return

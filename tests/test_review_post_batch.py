@@ -22,7 +22,7 @@ COUNT = 12  # under the worker's batch (16), over the digests' threshold were it
 @pytest.fixture
 async def slack(make_settings, clock):
     # Each request keeps its own message (the digests' threshold above the number filed).
-    async with slack_harness(make_settings, clock, slack_digest_threshold=COUNT + 1) as harness:
+    async with slack_harness(make_settings, clock, slack_digest_threshold=100) as harness:
         yield harness
 
 
@@ -75,8 +75,19 @@ async def test_a_batch_posts_each_request_once_in_a_few_statements(slack, no_bud
     assert [(job.status, job.attempts) for job in jobs] == [("done", 1)] * COUNT
     # One job at a time took about eleven statements each (its digest check's two, the snapshot's
     # five, the message stored, its attempt and status: 134 for twelve); a batch shares them all,
-    # so twelve cost about what one did.
-    assert len(statements) <= 16, len(statements)
+    # so twelve cost about what one did. (On PostgreSQL the budget's shared state adds its own, per call.)
+    budget_calls = COUNT * 3 if slack.container.settings.database_url.startswith("postgresql") else 0
+    assert len(statements) <= 16 + budget_calls, len(statements)
+
+
+async def test_a_deep_queue_is_posted_in_rounds_of_the_post_batch_size(slack, no_budget):
+    """More due posts than the worker's round (16) takes of other jobs: one round takes them all, up
+    to the post job's batch size (64), and posts each once."""
+    deep = 40
+    ids = await file(slack, deep)
+    assert await slack.container.worker.run_once() == deep
+    assert posts_per_approval(slack) == Counter({approval_id: 1 for approval_id in ids})
+    assert sorted(await stored(slack)) == sorted(ids)
 
 
 async def test_a_slack_error_mid_batch_fails_one_job_and_it_is_posted_later_once(slack, clock, no_budget):
