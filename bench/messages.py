@@ -1,5 +1,6 @@
 """Review messages per second to a Slack that answers at once: `bench/run.py --only messages`,
-or on its own `.venv/bin/python bench/messages.py [--requests 2000] [--budget] [--threshold 10]`.
+or on its own `.venv/bin/python bench/messages.py [--requests 2000] [--budget] [--threshold 10]
+[--backlog]`.
 
 A Cheqpoint server (SQLite, the outbox worker in-process) with Slack configured, pointed at the test
 suite's fake Slack run as its own process with NO rate limit (`bench/slack_server.py … unlimited`).
@@ -129,12 +130,20 @@ def stage(table: Any, workdir: Path, args: argparse.Namespace, results: dict[str
     The digest threshold is set above the number filed: filing at 32 connections outruns posting
     from the first moment, so at the product's threshold (10) the waiting queue passes it within
     the first second and digests take the requests over, as designed. The figure asked for is
-    individual messages posted per second, so each request here keeps its own."""
+    individual messages posted per second, so each request here keeps its own.
+
+    The target row is posting from a backlog (every request filed, then the worker let go): once
+    posting keeps up with intake, a run that files while posting can post no faster than requests
+    are filed, so its rate measures intake; that run's figures are reported beside it."""
+    backlog = measure(workdir, args.messages, args.concurrency, threshold=args.messages + 1, backlog=True)
     measured = measure(workdir, args.messages, args.concurrency, threshold=args.messages + 1)
-    results["messages"] = measured
-    rate = measured["posts_per_s"]
-    table.add("review messages per second to an instant Slack", rate, "≥ 200",
-              rate >= TARGET and measured["review_messages"] == measured["requests"])
+    results["messages"] = {"backlog": backlog, "while_filing": measured}
+    rate = backlog["posts_per_s"]
+    table.add("review messages per second to an instant Slack (from a backlog)", rate, "≥ 200",
+              rate >= TARGET and backlog["review_messages"] == backlog["requests"])
+    table.add("review messages: server CPU per message (from a backlog)",
+              backlog["after_intake_cpu_ms_per_post"], unit=" ms")
+    table.add("review messages per second while requests are filed", measured["posts_per_s"])
     table.add("review messages: posted after intake ended, per second", measured["after_intake_posts_per_s"])
     table.add("review messages: server CPU per message after intake ended",
               measured["after_intake_cpu_ms_per_post"], unit=" ms")
