@@ -5,19 +5,24 @@ for an hour still shows the truth, and two updates in a row cannot leave an olde
 (an update that raced a change enqueues itself again).
 """
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 from typing import Any
 
 from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.approvals.models import Approval
 from api.config import Settings
+from api.logs import bound
 from api.outbox.kinds import JobStatus
 from api.outbox.models import Job
-from api.outbox.registry import JobContext, JobRegistry, Retry
+from api.outbox.registry import BatchItem, Handler, JobContext, JobRegistry, Retry, current_reservation
 from api.outbox.service import enqueue
 from bot import messages, render
 from bot.blocks import AlertKind, alert_text, delivery_failed_text, reminder_text
@@ -25,6 +30,7 @@ from bot.blocks.notices import execution_update_text
 from bot.delivery import find_posted, review_metadata
 from bot.failures import classify
 from bot.kinds import SlackJob
+from bot.models import SlackMessage
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +43,9 @@ REPLY = SlackJob.THREAD_REPLY
 SLACK_FAILED = "slack_failed"  # an alert kind beside bot.blocks.AlertKind's
 # How long an update or reminder waits for the review message it belongs to.
 WAIT_FOR_POST = 5.0
+# bot.digests' absorb for a batch's first attempts (bot.digest_batch): for each request, in order,
+# True when it went into a digest instead of a message of its own.
+AbsorbMany = Callable[[list[JobContext], list[str]], Awaitable[list[bool]]]
 
 
 def post_key(approval_id: str) -> str:
@@ -102,22 +111,105 @@ class Notifier:
             log.info("the review message for %s was already posted (ts %s); keeping it", snapshot.id, found)
             response: Any = {"channel": channel, "ts": found}
         else:
-            text, blocks = render.message(snapshot, self.settings)
-            response = await self._call(ctx, "post the review message", channel, snapshot, lambda: self.client
-                                        .chat_postMessage(channel=channel, text=text, blocks=blocks,
-                                                          metadata=review_metadata(snapshot.id),
-                                                          unfurl_links=False, unfurl_media=False))
-        ts = response["ts"]
+            response = await self._post(ctx, snapshot)
+        await ctx.db.write(lambda session: self._store(session, [(snapshot, response, found is not None)], ctx.clock()))
 
-        async def store(session: AsyncSession) -> None:
-            await messages.record(session, snapshot.id, response["channel"], ts, ctx.clock())
-            version = await session.scalar(select(Approval.version).where(Approval.id == snapshot.id))
+    async def post_requests(self, items: list[BatchItem], *, single: Handler,
+                            absorb: AbsorbMany | None = None) -> list[BaseException | None]:
+        """The post job for several requests at once (the worker's batch): what `single` (the post
+        job, digests in front) does for each, with one snapshot read and one store for them all, and
+        their posts in flight together (Slack's budget, drawn per call, still paces them).
+
+        A job's later attempt runs alone through `single`: it may have to find a message an earlier
+        attempt posted unheard. A post that fails fails only its own job; a store that fails fails
+        the jobs it stored, whose retries find their messages (so nothing is posted twice)."""
+        errors: list[BaseException | None] = [None] * len(items)
+        later = [i for i, item in enumerate(items) if item.ctx.attempt > 1]
+        firsts = [i for i, item in enumerate(items) if item.ctx.attempt <= 1]
+
+        async def alone(i: int) -> None:
+            current_reservation.set(items[i].reservation)
+            await single(items[i].ctx, items[i].payload)
+
+        async def first_attempts() -> None:
+            if not firsts:
+                return
+            own = firsts
+            if absorb is not None:
+                taken = await absorb([items[i].ctx for i in firsts], [items[i].payload["approval_id"] for i in firsts])
+                own = [i for i, listed in zip(firsts, taken, strict=True) if not listed]
+            if not own:
+                return
+            ids = {i: items[i].payload["approval_id"] for i in own}
+            snapshots = await render.load_many(items[own[0]].ctx.db, list(ids.values()))
+            # Gone, or posted already (a repeated job): nothing to post, as for one job.
+            due = [(i, snapshots[ids[i]]) for i in own if ids[i] in snapshots and not snapshots[ids[i]].ts]
+            done: list[tuple[int, render.Snapshot, Any]] = []
+
+            async def post(i: int, snapshot: render.Snapshot) -> None:
+                done.append((i, snapshot, await self._post_for(items[i], snapshot)))
+
+            try:
+                answers = await asyncio.gather(*(post(i, snapshot) for i, snapshot in due), return_exceptions=True)
+                for (i, _), answer in zip(due, answers, strict=True):
+                    if isinstance(answer, BaseException):
+                        errors[i] = answer
+            finally:
+                # Also when the worker is told to stop mid-batch: the posts Slack answered are recorded
+                # before their jobs are handed back (an attempt handed back is run as a first one,
+                # which does not look for an earlier post).
+                if done:
+                    await asyncio.shield(self._store_posted(items, done, errors))
+
+        outcomes = await asyncio.gather(first_attempts(), *(alone(i) for i in later), return_exceptions=True)
+        if isinstance(outcomes[0], BaseException):  # the batch's reads failed: every first attempt retries
+            for i in firsts:
+                errors[i] = errors[i] or outcomes[0]
+        for i, outcome in zip(later, outcomes[1:], strict=True):
+            errors[i] = outcome if isinstance(outcome, BaseException) else None
+        return errors
+
+    async def _store_posted(self, items: list[BatchItem], done: list[tuple[int, render.Snapshot, Any]],
+                            errors: list[BaseException | None]) -> None:
+        ctx = items[done[0][0]].ctx
+        posted = [(snapshot, response, False) for _, snapshot, response in done]
+        try:
+            await ctx.db.write(lambda session: self._store(session, posted, ctx.clock()))
+        except Exception as exc:  # their retries look for the messages and adopt them
+            for i, _, _ in done:
+                errors[i] = exc
+
+    async def _post_for(self, item: BatchItem, snapshot: render.Snapshot) -> Any:
+        """One request's post in a batch: its own task, so the slot its job was promised is its own."""
+        current_reservation.set(item.reservation)
+        with bound(approval_id=snapshot.id):
+            return await self._post(item.ctx, snapshot)
+
+    async def _post(self, ctx: JobContext, snapshot: render.Snapshot) -> Any:
+        channel = self.settings.review_channel or ""
+        text, blocks = render.message(snapshot, self.settings)
+        return await self._call(ctx, "post the review message", channel, snapshot, lambda: self.client
+                                .chat_postMessage(channel=channel, text=text, blocks=blocks,
+                                                  metadata=review_metadata(snapshot.id),
+                                                  unfurl_links=False, unfurl_media=False))
+
+    async def _store(self, session: AsyncSession, posted: list[tuple[render.Snapshot, Any, bool]],
+                     now: datetime) -> None:
+        """Record the messages (the first one recorded stays: see bot.messages.record), in one
+        statement executed for all; bring up to date those that changed while being posted."""
+        insert = pg_insert if session.bind.dialect.name == "postgresql" else sqlite_insert
+        await session.execute(
+            insert(SlackMessage.__table__).on_conflict_do_nothing(index_elements=["approval_id"]),
+            [{"approval_id": snapshot.id, "channel": response["channel"], "ts": response["ts"], "posted_at": now}
+             for snapshot, response, _ in posted])
+        ids = [snapshot.id for snapshot, _, _ in posted]
+        versions = dict((await session.execute(select(Approval.id, Approval.version)
+                                               .where(Approval.id.in_(ids)))).all())
+        for snapshot, _, found in posted:
             # Decided or voted on while we were posting, or a message an earlier attempt posted
             # (rendered then): bring it up to date.
-            if version != snapshot.version or found is not None:
+            if versions.get(snapshot.id) != snapshot.version or found:
                 await enqueue(session, UPDATE, {"approval_id": snapshot.id})
-
-        await ctx.db.write(store)
 
     async def update_message(self, ctx: JobContext, payload: dict[str, Any]) -> None:
         snapshot = await self._posted(ctx, payload["approval_id"])

@@ -2,6 +2,7 @@
 listeners in flight) live here, not in the core's Container, and the core reaches them only
 through the `DecisionSurface` port (`api.surfaces.port`)."""
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -21,8 +22,9 @@ from bot.approvers import ApproverDirectory
 from bot.budget import SlackBudget
 from bot.bulk import BulkApprover
 from bot.connections import SlackConnections
+from bot.digest_batch import absorb_many
 from bot.digest_render import DigestRenderer
-from bot.digests import RENDER, Digests
+from bot.digests import POST_KIND, RENDER, Digests
 from bot.escalation import Escalations
 from bot.notifier import Notifier
 from bot.revisions import AskAgain
@@ -55,6 +57,14 @@ class SlackSurface(DecisionSurface):
         self.notifier.register(registry)
         self.ask_again.register(registry)
         self.digests.wrap_posting(registry)  # in front of the notifier's post job, registered above
+        # Several due posts at once: one snapshot read and one store for the lot (after the wrap,
+        # which registers the kind again). Each request still passes the digests' check first, the
+        # batch's in one read (bot.digest_batch).
+        post = registry.get(POST_KIND)
+        if post is not None:
+            registry.register_batch(POST_KIND, functools.partial(
+                self.notifier.post_requests, single=post.handler,
+                absorb=functools.partial(absorb_many, self.digests)))
         registry.register(RENDER, self.renderer.run)
         self.bulk.register(registry)
         self.escalations.register(registry)

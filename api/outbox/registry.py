@@ -60,6 +60,23 @@ class JobContext:
 Handler = Callable[[JobContext, dict[str, Any]], Awaitable[None]]
 
 
+@dataclass(frozen=True)
+class BatchItem:
+    """One claimed job handed to a batch handler: its own context (attempt, job id), its payload, and
+    the rate-limit slot it was promised when last deferred (set it as `current_reservation` around
+    the call that draws from that budget)."""
+
+    ctx: JobContext
+    payload: dict[str, Any]
+    reservation: str | None = None
+
+
+# Runs several due jobs of one kind at once and answers, in their order, what each single handler
+# would have raised (None: done). Worth it where each job's reads and writes can be one statement
+# for the lot (the review message's post: a snapshot query and a store for N approvals).
+BatchHandler = Callable[[list[BatchItem]], Awaitable[list[BaseException | None]]]
+
+
 @dataclass
 class Backoff:
     base: float = 2.0
@@ -76,6 +93,8 @@ class Backoff:
 class Registration:
     handler: Handler
     backoff: Backoff = field(default_factory=Backoff)
+    batch: BatchHandler | None = None  # used when two or more jobs of the kind are claimed together
+    batch_size: int = 0  # how many of the kind a worker's round may take at once (see Worker._claim)
 
 
 class JobRegistry:
@@ -84,6 +103,13 @@ class JobRegistry:
 
     def register(self, kind: str, handler: Handler, *, backoff: Backoff | None = None) -> None:
         self._kinds[kind] = Registration(handler, backoff or Backoff())
+
+    def register_batch(self, kind: str, batch: BatchHandler, *, size: int = 64) -> None:
+        """A batch handler beside the kind's single one (registered first; registering the kind
+        again drops it, so a wrapper that replaces the handler must be followed by this). `size`: up
+        to this many due jobs of the kind go to one call, past the worker's usual round."""
+        registration = self._kinds[kind]
+        registration.batch, registration.batch_size = batch, size
 
     def get(self, kind: str) -> Registration | None:
         return self._kinds.get(kind)

@@ -24,15 +24,27 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import Integer, and_, bindparam, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.logs import bound
 from api.outbox.kinds import AttemptOutcome, JobStatus
 from api.outbox.models import Job, JobAttempt
-from api.outbox.registry import Deferred, JobContext, JobRegistry, Park, Retry, current_reservation
+from api.outbox.registry import (
+    BatchItem,
+    Deferred,
+    JobContext,
+    JobRegistry,
+    Park,
+    Registration,
+    Retry,
+    current_reservation,
+)
 
 log = logging.getLogger(__name__)
+
+
+Outcome = tuple[AttemptOutcome, str | None, float | None, str | None]  # outcome, error, delay, reservation
 
 
 @dataclass(frozen=True)
@@ -117,8 +129,15 @@ class Worker:
             await self.context.db.write(lambda session: self._release(session, [job.id for job in jobs]))
             return 0
         if jobs:
-            tasks = [asyncio.create_task(self._run_job(job), name=f"job-{job.id}") for job in jobs]
-            self._running.update({job.id: task for job, task in zip(jobs, tasks, strict=True)})
+            tasks = []
+            for group in self._groups(jobs):
+                kind = self.registry.get(group[0].kind)
+                if len(group) > 1 and kind is not None and kind.batch is not None:
+                    task = asyncio.create_task(self._run_batch(kind, group), name=f"jobs-{group[0].kind}")
+                else:
+                    task = asyncio.create_task(self._run_job(group[0]), name=f"job-{group[0].id}")
+                tasks.append(task)
+                self._running.update({job.id: task for job in group})
             heartbeat = asyncio.create_task(self._heartbeat(), name="job-heartbeat")
             try:
                 results = await asyncio.gather(*tasks, return_exceptions=True)
@@ -130,6 +149,22 @@ class Worker:
                 for job in jobs:
                     self._running.pop(job.id, None)
         return len(jobs)
+
+    def _groups(self, jobs: list[ClaimedJob]) -> list[list[ClaimedJob]]:
+        """The claimed jobs as they will run: those of a kind with a batch handler together, every
+        other job alone (as before: each its own task, all at once)."""
+        batches: dict[str, list[ClaimedJob]] = {}
+        groups: list[list[ClaimedJob]] = []
+        for job in jobs:
+            kind = self.registry.get(job.kind)
+            if kind is not None and kind.batch is not None:
+                if job.kind not in batches:
+                    batches[job.kind] = []
+                    groups.append(batches[job.kind])
+                batches[job.kind].append(job)
+            else:
+                groups.append([job])
+        return groups
 
     async def _heartbeat(self) -> None:
         """Renew the leases of the jobs running here, a few times per lease: a live worker keeps its
@@ -160,10 +195,28 @@ class Worker:
         return total
 
     async def _claim(self, session: AsyncSession) -> list[ClaimedJob]:
+        jobs = await self._claim_due(session, self.batch)
+        if len(jobs) < self.batch:
+            return jobs  # nothing else is due
+        # A kind run in batches is topped up to its batch size: the more of its jobs share one round,
+        # the less each costs (a round's reads, store and finish are one statement each). Jobs of other
+        # kinds keep their order: they were past this round's limit anyway.
+        claimed: dict[str, int] = {}
+        for job in jobs:
+            claimed[job.kind] = claimed.get(job.kind, 0) + 1
+        for kind, count in claimed.items():
+            registration = self.registry.get(kind)
+            if registration is not None and registration.batch is not None and registration.batch_size > count:
+                jobs += await self._claim_due(session, registration.batch_size - count, kind=kind)
+        return jobs
+
+    async def _claim_due(self, session: AsyncSession, limit: int, *, kind: str | None = None) -> list[ClaimedJob]:
         now = self.clock()
         due = or_(and_(Job.status == JobStatus.QUEUED, Job.run_at <= now),
                   and_(Job.status == JobStatus.RUNNING, Job.locked_until < now))
-        candidates = select(Job.id).where(due).order_by(Job.run_at, Job.id).limit(self.batch)
+        candidates = select(Job.id).where(due).order_by(Job.run_at, Job.id).limit(limit)
+        if kind is not None:
+            candidates = candidates.where(Job.kind == kind)
         if session.bind.dialect.name == "postgresql":
             candidates = candidates.with_for_update(skip_locked=True)
         statement = (
@@ -185,24 +238,49 @@ class Worker:
         started = asyncio.get_running_loop().time()
         kind = self.registry.get(job.kind)
         context = replace(self.context, attempt=job.attempt, max_attempts=job.max_attempts, job_id=job.id)
-        outcome, error, delay = AttemptOutcome.DONE, None, None
-        reservation: str | None = None
+        error: BaseException | None = None
         token = current_reservation.set(job.reservation)
         try:
             if kind is None:
                 raise Park(f"no handler for job kind {job.kind!r}")
             await kind.handler(context, job.payload)
-        except Park as exc:
-            outcome, error = AttemptOutcome.PARKED, str(exc)
-        except Deferred as exc:
-            outcome, error, delay, reservation = AttemptOutcome.DEFERRED, str(exc), exc.delay, exc.reservation
-        except Retry as exc:
-            outcome, error, delay = AttemptOutcome.RETRY, str(exc), exc.delay
         except Exception as exc:
-            log.warning("job %s (%s) attempt %s failed: %r", job.id, job.kind, job.attempt, exc)
-            outcome, error = AttemptOutcome.RETRY, f"{type(exc).__name__}: {exc}"
+            error = exc
         finally:
             current_reservation.reset(token)
+        result = self._outcome(job, kind, error)
+        self._attempted(job, result, started)
+        await self.context.db.write(lambda session: self._finish(session, job, *result))
+
+    async def _run_batch(self, kind: Registration, jobs: list[ClaimedJob]) -> None:
+        """Several due jobs of one kind through its batch handler; their outcomes in one statement."""
+        started = asyncio.get_running_loop().time()
+        items = [BatchItem(replace(self.context, attempt=job.attempt, max_attempts=job.max_attempts, job_id=job.id),
+                           job.payload, job.reservation) for job in jobs]
+        assert kind.batch is not None
+        try:
+            errors = await kind.batch(items)
+            if len(errors) != len(jobs):
+                raise RuntimeError(f"the batch handler answered {len(errors)} outcomes for {len(jobs)} jobs")
+        except Exception as exc:  # the batch as a whole failed: each job retries (handlers are idempotent)
+            errors = [exc] * len(jobs)
+        results = [self._outcome(job, kind, error) for job, error in zip(jobs, errors, strict=True)]
+        for job, result in zip(jobs, results, strict=True):
+            self._attempted(job, result, started)
+        await self.context.db.write(lambda session: self._finish_many(session, jobs, results))
+
+    def _outcome(self, job: ClaimedJob, kind: Registration | None, exc: BaseException | None) -> Outcome:
+        """What the attempt's exception (None: done) means for the job: outcome, error, delay, reservation."""
+        outcome, error, delay, reservation = AttemptOutcome.DONE, None, None, None
+        if isinstance(exc, Park):
+            outcome, error = AttemptOutcome.PARKED, str(exc)
+        elif isinstance(exc, Deferred):
+            outcome, error, delay, reservation = AttemptOutcome.DEFERRED, str(exc), exc.delay, exc.reservation
+        elif isinstance(exc, Retry):
+            outcome, error, delay = AttemptOutcome.RETRY, str(exc), exc.delay
+        elif exc is not None:
+            log.warning("job %s (%s) attempt %s failed: %r", job.id, job.kind, job.attempt, exc)
+            outcome, error = AttemptOutcome.RETRY, f"{type(exc).__name__}: {exc}"
         if outcome == AttemptOutcome.RETRY and job.attempt >= job.max_attempts:
             outcome = AttemptOutcome.PARKED
             error = f"gave up after {job.attempt} attempts: {error}"
@@ -212,9 +290,11 @@ class Worker:
             assert kind is not None
             # Full jitter on the upper half, so a burst of failures does not retry in lockstep.
             delay = kind.backoff.delay(job.attempt) * random.uniform(0.5, 1.0)
+        return outcome, error, delay, reservation
+
+    def _attempted(self, job: ClaimedJob, result: Outcome, started: float) -> None:
         if self.on_attempt is not None:
-            self.on_attempt(job.kind, outcome, asyncio.get_running_loop().time() - started)
-        await self.context.db.write(lambda session: self._finish(session, job, outcome, error, delay, reservation))
+            self.on_attempt(job.kind, result[0], asyncio.get_running_loop().time() - started)
 
     async def _finish(self, session: AsyncSession, job: ClaimedJob, outcome: AttemptOutcome, error: str | None,
                       delay: float | None, reservation: str | None = None) -> None:
@@ -232,3 +312,38 @@ class Worker:
             values.update(status=final, finished_at=now)
         await session.execute(update(Job).where(Job.id == job.id).values(**values)
                               .execution_options(synchronize_session=False))
+
+    async def _finish_many(self, session: AsyncSession, jobs: list[ClaimedJob], results: list[Outcome]) -> None:
+        """`_finish` for a batch: the attempts in one INSERT and the jobs in one UPDATE, each executed
+        once for all rows (a statement per job was a round trip to the database thread per job)."""
+        now = self.clock()
+        await session.execute(insert(JobAttempt.__table__), [
+            {"job_id": job.id, "attempt": job.attempt, "started_at": job.started_at, "finished_at": now,
+             "outcome": outcome, "error": error} for job, (outcome, error, _, _) in zip(jobs, results, strict=True)])
+        rows = []
+        for job, (outcome, error, delay, reservation) in zip(jobs, results, strict=True):
+            row = {"job_id": job.id, "new_status": JobStatus.QUEUED, "new_run_at": None, "new_finished_at": None,
+                   "give_back": 0, "new_error": error, "new_reservation": reservation}
+            if outcome in (AttemptOutcome.DEFERRED, AttemptOutcome.RETRY):
+                row["new_run_at"] = now + timedelta(seconds=delay or 0)
+                row["give_back"] = 1 if outcome == AttemptOutcome.DEFERRED else 0
+            else:
+                row["new_status"] = JobStatus.DONE if outcome == AttemptOutcome.DONE else JobStatus.PARKED
+                row["new_finished_at"] = now
+            rows.append(row)
+        await session.execute(_FINISH_MANY, rows)
+
+
+_JOBS = Job.__table__
+# One row's `_finish`, as parameters: an executemany runs it for the whole batch. The table's own
+# UPDATE (not the ORM's), so a list of parameters is an executemany and the WHERE may name the id.
+_FINISH_MANY = (
+    update(_JOBS).where(_JOBS.c.id == bindparam("job_id"))
+    .values(status=bindparam("new_status", type_=_JOBS.c.status.type), locked_until=None,
+            last_error=bindparam("new_error", type_=_JOBS.c.last_error.type),
+            reservation=bindparam("new_reservation", type_=_JOBS.c.reservation.type),
+            run_at=func.coalesce(bindparam("new_run_at", type_=_JOBS.c.run_at.type), _JOBS.c.run_at),
+            finished_at=func.coalesce(bindparam("new_finished_at", type_=_JOBS.c.finished_at.type),
+                                      _JOBS.c.finished_at),
+            attempts=_JOBS.c.attempts - bindparam("give_back", type_=Integer()))
+)
