@@ -11,6 +11,10 @@ from pydantic.alias_generators import to_camel
 from api.approvals.enums import Verdict
 from api.approvals.models import Approval
 
+# What `json.dumps(body, sort_keys=True, separators=(",", ":"))` builds at every call, built once: the
+# same text, so a key stored before still matches its request.
+_FINGERPRINT_JSON = json.JSONEncoder(sort_keys=True, separators=(",", ":")).encode
+
 RiskLevel = Literal["low", "medium", "high", "critical"]
 Priority = Literal["low", "normal", "urgent"]
 
@@ -34,7 +38,7 @@ class ApprovalCreate(BaseModel):
     def fingerprint(self) -> str:
         """What an Idempotency-Key binds to: the request, not how long the caller waits."""
         body = self.model_dump(mode="json", exclude={"timeout_ms"}, exclude_none=True)
-        return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+        return hashlib.sha256(_FINGERPRINT_JSON(body).encode()).hexdigest()
 
 
 def _iso(value: datetime | None) -> str | None:
