@@ -181,7 +181,10 @@ class ApprovalService:
                                  "policyVersion": decision.policy_version, "policyErrors": decision.errors or None,
                                  "request": {**body.model_dump(mode="json", by_alias=True, exclude_none=True),
                                              "details": details},
-                                 "surface": intake.surface, "idempotencyKey": intake.idempotency_key})
+                                 "surface": intake.surface, "idempotencyKey": intake.idempotency_key},
+                         # Built here from JSON values: the body as it dumps, the catalogue's details as
+                         # theirs dump (details outside the catalogue are the caller's: read back).
+                         json_ready=spec is not None)
             await self._apply_policy(session, approval, outcome.verdict, decision, lookup)
             if unverified and outcome.verdict == PolicyVerdict.REVIEW:
                 await enqueue(session, JobKind.VERIFY, {"approval_id": approval.id}, key=f"verify:{approval.id}",
