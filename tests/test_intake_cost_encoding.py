@@ -127,3 +127,20 @@ rules:
 def test_a_naive_time_is_still_refused_whatever_the_rules():
     with pytest.raises(ValueError, match="timezone-aware"):
         default_policy(["UREVIEWER"]).evaluate(PolicyInput(action="issue_refund", details={}, now=datetime(2026, 3, 2)))
+
+
+@pytest.mark.parametrize("document", [
+    {"action": "issue_refund", "summary": "s", "details": {"charge_id": "ch_1"}},
+    {"action": "issue_refund", "summary": "Refund ✓", "details": {"charge_id": "ch_1", "nested": {"a": [1]}},
+     "justification": "j", "callbackUrl": "https://example.com/cb", "timeoutMs": 0, "execute": False,
+     "riskLevel": "high", "priority": "urgent", "agentName": "bot", "metadata": {"b": "1"},
+     "expiresAt": "2026-03-02T12:00:00.123456+02:00"},
+])
+def test_one_dump_gives_the_fingerprint_and_the_request_the_audit_trail_records(document):
+    body = ApprovalCreate.model_validate(document)
+    fingerprint, record = body.fingerprint_and_record()
+    assert record == body.model_dump(mode="json", by_alias=True, exclude_none=True)
+    assert list(record) == list(body.model_dump(mode="json", by_alias=True, exclude_none=True))
+    dumped = body.model_dump(mode="json", exclude={"timeout_ms"}, exclude_none=True)
+    assert fingerprint == hashlib.sha256(json.dumps(dumped, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+    assert fingerprint == body.fingerprint()
