@@ -32,7 +32,6 @@ _HEAD = text("SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1")
 # `json.dumps` with options builds a new encoder at every call; this is the same encoder, built once
 # (the same text, so every hash stays as `cheqpoint audit verify` computes it).
 _CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode
-_load = json.loads
 
 
 def canonical_json(value: Any) -> str:
@@ -41,7 +40,7 @@ def canonical_json(value: Any) -> str:
 
 def normalised(value: dict[str, Any] | None) -> dict[str, Any] | None:
     """The value as it will read back from a JSON column, so the hash computed now verifies later."""
-    return None if value is None else _load(_CANONICAL(value))
+    return None if value is None else json.loads(_CANONICAL(value))
 
 
 def iso(at: datetime) -> str:
