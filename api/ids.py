@@ -10,13 +10,17 @@ import time
 
 _ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"
 
+# Every pair of characters, by the 10 bits it encodes: an id's 26 characters in 13 look-ups instead
+# of a division per character (intake makes several ids a request; that loop was a visible share).
+_PAIRS = tuple(high + low for high in _ALPHABET for low in _ALPHABET)
+_SHIFTS = tuple(range(120, -1, -10))
 
-def _encode(value: int, length: int) -> str:
-    chars = []
-    for _ in range(length):
-        value, index = divmod(value, 32)
-        chars.append(_ALPHABET[index])
-    return "".join(reversed(chars))
+
+def _encode_id(millis: int, randomness: int) -> str:
+    """The 48-bit time in 10 characters, then the 80-bit random part in 16: 130 bits, 5 a character."""
+    value = millis << 80 | randomness
+    pairs = _PAIRS
+    return "".join([pairs[value >> shift & 1023] for shift in _SHIFTS])
 
 
 _lock = threading.Lock()
@@ -34,4 +38,4 @@ def new_id(prefix: str) -> str:
         else:
             randomness = int.from_bytes(os.urandom(10), "big") >> 1  # headroom to count up
         _last = (millis, randomness)
-    return f"{prefix}_{_encode(millis, 10)}{_encode(randomness, 16)}"
+    return f"{prefix}_{_encode_id(millis, randomness)}"

@@ -111,9 +111,13 @@ def has_non_finite(value: Any) -> bool:
     return False
 
 
+# Built once: `json.dumps` with options builds an encoder at every call (every response renders here).
+_COMPACT = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode
+
+
 def dumps(value: Any) -> str:
     """Compact JSON that never contains a bare NaN: strict JSON is all that leaves this service."""
     try:
-        return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+        return _COMPACT(value)
     except ValueError:
-        return json.dumps(finite(value), separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+        return _COMPACT(finite(value))

@@ -3,7 +3,6 @@ from typing import Any
 
 from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, configure_mappers, mapped_column, relationship
-from sqlalchemy.orm.instrumentation import manager_of_class
 
 from api.approvals.enums import SETTLED_EXECUTION, ApprovalStatus, ExecutionStatus, Verdict
 from api.db import Base, EnumText, utcnow
@@ -105,8 +104,10 @@ def unattached(values: dict[str, Any]) -> "Approval":
     holds and the effects' subscribers to read; never added to a session. Its values are put in
     place as a loaded row's are, without the ORM's per-attribute events, which cost intake as much
     as everything else it does in the writer together."""
-    configure_mappers()  # what the constructor would do first (a no-op once done)
-    approval: Approval = manager_of_class(Approval).new_instance()
+    mapper = Approval.__mapper__
+    if not mapper.configured:  # asked first: configure_mappers() walks every registry even when done
+        configure_mappers()  # what the constructor would do first
+    approval: Approval = mapper.class_manager.new_instance()
     approval.__dict__.update(values, **NEW_ROW, **_EMPTY, decisions=[])
     return approval
 

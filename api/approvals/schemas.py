@@ -11,6 +11,10 @@ from pydantic.alias_generators import to_camel
 from api.approvals.enums import Verdict
 from api.approvals.models import Approval
 
+# What `json.dumps(body, sort_keys=True, separators=(",", ":"))` builds at every call, built once: the
+# same text, so a key stored before still matches its request.
+_FINGERPRINT_JSON = json.JSONEncoder(sort_keys=True, separators=(",", ":")).encode
+
 RiskLevel = Literal["low", "medium", "high", "critical"]
 Priority = Literal["low", "normal", "urgent"]
 
@@ -33,8 +37,20 @@ class ApprovalCreate(BaseModel):
 
     def fingerprint(self) -> str:
         """What an Idempotency-Key binds to: the request, not how long the caller waits."""
-        body = self.model_dump(mode="json", exclude={"timeout_ms"}, exclude_none=True)
-        return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+        return self.fingerprint_and_record()[0]
+
+    def fingerprint_and_record(self) -> tuple[str, dict[str, Any]]:
+        """The fingerprint, and the request as the audit trail records it (by its API names, nulls
+        left out: `model_dump(mode="json", by_alias=True, exclude_none=True)`), from one dump."""
+        body = self.model_dump(mode="json", exclude_none=True)
+        record = {_API_NAMES[name]: value for name, value in body.items()}
+        body.pop("timeout_ms", None)
+        return hashlib.sha256(_FINGERPRINT_JSON(body).encode()).hexdigest(), record
+
+
+# Field name → the name the API reads and writes (no nested model has names of its own to rename).
+_API_NAMES = {name: field.serialization_alias or field.alias or name
+              for name, field in ApprovalCreate.model_fields.items()}
 
 
 def _iso(value: datetime | None) -> str | None:

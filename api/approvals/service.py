@@ -140,10 +140,11 @@ class ApprovalService:
             locks.append(("customer", customer))
 
         execute = body.execute if body.execute is not None else spec is not None
+        request_hash, request = body.fingerprint_and_record()
         # Everything that does not depend on the decision is prepared here, not in the (SQLite) writer.
         fields = dict(
             id=new_id("apr"), connection_id=connection.id, idempotency_key=intake.idempotency_key,
-            request_hash=body.fingerprint(), surface=intake.surface, status=ApprovalStatus.PENDING, action=body.action,
+            request_hash=request_hash, surface=intake.surface, status=ApprovalStatus.PENDING, action=body.action,
             summary=body.summary, details=details, justification=body.justification, changes={},
             risk_level=body.risk_level, priority=body.priority, agent_name=body.agent_name,
             request_metadata=body.metadata or {}, extra=intake.extra, callback_url=body.callback_url,
@@ -179,9 +180,11 @@ class ApprovalService:
                          after=state.snapshot(approval),
                          detail={"rule": decision.rule, "decision": decision.decision,
                                  "policyVersion": decision.policy_version, "policyErrors": decision.errors or None,
-                                 "request": {**body.model_dump(mode="json", by_alias=True, exclude_none=True),
-                                             "details": details},
-                                 "surface": intake.surface, "idempotencyKey": intake.idempotency_key})
+                                 "request": {**request, "details": details},
+                                 "surface": intake.surface, "idempotencyKey": intake.idempotency_key},
+                         # Built here from JSON values: the body as it dumps, the catalogue's details as
+                         # theirs dump (details outside the catalogue are the caller's: read back).
+                         json_ready=spec is not None)
             await self._apply_policy(session, approval, outcome.verdict, decision, lookup)
             if unverified and outcome.verdict == PolicyVerdict.REVIEW:
                 await enqueue(session, JobKind.VERIFY, {"approval_id": approval.id}, key=f"verify:{approval.id}",

@@ -29,13 +29,18 @@ ADVISORY_LOCK_KEY = int.from_bytes(b"cheqaudt", "big") & 0x7FFF_FFFF_FFFF_FFFF
 _HEAD = text("SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1")
 
 
+# `json.dumps` with options builds a new encoder at every call; this is the same encoder, built once
+# (the same text, so every hash stays as `cheqpoint audit verify` computes it).
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode
+
+
 def canonical_json(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return _CANONICAL(value)
 
 
 def normalised(value: dict[str, Any] | None) -> dict[str, Any] | None:
     """The value as it will read back from a JSON column, so the hash computed now verifies later."""
-    return None if value is None else json.loads(canonical_json(value))
+    return None if value is None else json.loads(_CANONICAL(value))
 
 
 def iso(at: datetime) -> str:
@@ -67,7 +72,7 @@ def row_hash(row: dict[str, Any]) -> str:
 
 
 def _digest(fields: dict[str, Any]) -> str:
-    return hashlib.sha256(canonical_json(fields).encode("utf-8")).hexdigest()
+    return hashlib.sha256(_CANONICAL(fields).encode("utf-8")).hexdigest()
 
 
 def queue(session: Session, row: dict[str, Any]) -> None:

@@ -36,10 +36,13 @@ class PolicyInput:
     # Stripe's facts as `stripe_variable()` shapes them; absent: nothing was verified.
     stripe: Mapping[str, Any] = field(default_factory=lambda: stripe_variable(None))
 
-    def variables(self) -> dict[str, Any]:
-        """What a condition sees. Absent request fields read as null (metadata as {})."""
+    def check(self) -> None:
         if self.now.tzinfo is None:
             raise ValueError("PolicyInput.now must be timezone-aware")
+
+    def variables(self) -> dict[str, Any]:
+        """What a condition sees. Absent request fields read as null (metadata as {})."""
+        self.check()
         return {
             "action": self.action,
             "details": dict(self.details),
@@ -105,14 +108,20 @@ class Policy:
         object.__setattr__(self, "reads_totals", reads)  # frozen: set once, at construction
 
     def evaluate(self, request: PolicyInput) -> PolicyDecision:
-        variables = request.variables()
+        request.check()
+        # Built when a condition first needs them: most requests meet no rule with a condition
+        # (the built-in policy has none), and building them copied every input on every request.
+        variables: dict[str, Any] | None = None
         errors: list[str] = []
         for compiled in self.rules:
             if not compiled.applies_to(request.action):
                 continue
             rule = compiled.rule
+            condition = compiled.condition
+            if condition is not None and variables is None:
+                variables = request.variables()
             try:
-                matched = compiled.condition is None or compiled.condition.matches(variables)
+                matched = condition is None or condition.matches(variables or {})
             except ConditionFailed as error:
                 errors.append(f"rule {rule.name!r}: {error}")
                 logger.warning("policy %s: rule %r failed for action %s: %s",

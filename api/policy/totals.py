@@ -56,8 +56,10 @@ class Totals:
 
 def empty_totals() -> Totals:
     """All zeros: for callers without history (tests, a first request, `policy check`)."""
-    return Totals()
+    return _EMPTY  # frozen all the way down, so one instance serves every caller
 
+
+_EMPTY = Totals()
 
 # scope → names, for the load-time check of `totals.<scope>.<name>`.
 TOTALS_FIELDS: dict[str, frozenset[str]] = {
