@@ -12,66 +12,25 @@ built-in policy.
 
 import argparse
 import asyncio
-import json
 import os
-import tempfile
 import time
 from pathlib import Path
 
-BODY = json.dumps({
-    "action": "issue_refund",
-    "summary": "Refund duplicate charge ch_3NxYz for $349.00",
-    "details": {"charge_id": "ch_3NxYzAbCdEfGhIjK", "amount_cents": 34900, "currency": "usd",
-                "reason": "duplicate", "customer_id": "cus_QaAbCdEfGhIjK"},
-    "justification": "Customer provided proof of duplicate charge within dispute window.",
-}).encode()
+from inprocess import BODY, bench_app, call  # bench/ is on the path as this script's folder
 
 
 async def measure(total: int, concurrency: int, compat: bool = False,
                   policy: Path | None = None) -> tuple[float, float, float]:
-    from api.config import Settings
-    from api.connections import service
-    from api.db import Database
-    from api.main import create_app, running
-    from api.migrate import upgrade
+    from api.main import running
 
-    url = f"sqlite+aiosqlite:///{Path(tempfile.mkdtemp()) / 'cost.db'}"
-    db = Database(url)
-    await upgrade(db.engine)
-    key = (await db.write(lambda session: service.create(session, "bench"))).key
-    await db.close()
-    # As bench/servers.py runs it: the per-Connection limits off, the product's other defaults.
-    settings = Settings(_env_file=None, database_url=url, limit_requests_per_minute=0, limit_lookups_per_minute=0,
-                        limit_pending=0, limit_holds=0, approvers=["UBENCHREVIEWER"], policy_file=policy)
-    app = create_app(settings)
+    app, key = await bench_app("cost", policy)
     path, expected = ("/api/approvals/request", 200) if compat else ("/v1/approvals", 202)
     auth = (b"x-api-key", key.encode()) if compat else (b"authorization", f"Bearer {key}".encode())
-    headers = [(b"host", b"127.0.0.1"), (b"content-type", b"application/json"), auth,
-               (b"content-length", str(len(BODY)).encode())]
+    headers = [(b"host", b"127.0.0.1"), (b"content-type", b"application/json"), auth]
 
     async def one() -> None:
-        scope = {"type": "http", "asgi": {"version": "3.0", "spec_version": "2.3"}, "http_version": "1.1",
-                 "method": "POST", "scheme": "http", "path": path, "raw_path": path.encode(),
-                 "root_path": "", "query_string": b"", "headers": list(headers), "client": ("127.0.0.1", 5000),
-                 "server": ("127.0.0.1", 8000), "state": {}}
-        sent = False
-        status = 0
-
-        async def receive() -> dict[str, object]:
-            nonlocal sent
-            if not sent:
-                sent = True
-                return {"type": "http.request", "body": BODY, "more_body": False}
-            await asyncio.sleep(3600)
-            return {"type": "http.disconnect"}
-
-        async def send(message: dict[str, object]) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]  # type: ignore[assignment]
-
-        await app(scope, receive, send)
-        assert status == expected, status
+        status, answer = await call(app, "POST", path, b"", headers, BODY)
+        assert status == expected, (status, answer)
 
     async def worker(count: int) -> None:
         for _ in range(count):

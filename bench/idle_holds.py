@@ -19,11 +19,15 @@ import asyncio
 import gc
 import json
 import os
-import tempfile
+import sys
 import time
 from pathlib import Path
 
-from rehold_cost import BODY, call  # bench/ is on the path as this script's folder
+from inprocess import BODY, bench_app, call  # bench/ is on the path as this script's folder
+
+# bench/profile.py would shadow the standard library's `profile`, which cProfile imports.
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+import cProfile  # noqa: E402
 
 
 class GcLog:
@@ -48,22 +52,9 @@ class GcLog:
 
 async def measure(holds: int, seconds: float, rate: int, rehold_wait_ms: int, freeze: bool,
                   profile: str | None, settle: float) -> None:
-    import cProfile  # here: importing rehold_cost took bench/ (whose profile.py shadows `profile`) off the path
+    from api.main import running
 
-    from api.config import Settings
-    from api.connections import service
-    from api.db import Database
-    from api.main import create_app, running
-    from api.migrate import upgrade
-
-    url = f"sqlite+aiosqlite:///{Path(tempfile.mkdtemp()) / 'idle.db'}"
-    db = Database(url)
-    await upgrade(db.engine)
-    key = (await db.write(lambda session: service.create(session, "bench"))).key
-    await db.close()
-    settings = Settings(_env_file=None, database_url=url, limit_requests_per_minute=0, limit_lookups_per_minute=0,
-                        limit_pending=0, limit_holds=0, approvers=["UBENCHREVIEWER"])
-    app = create_app(settings)
+    app, key = await bench_app("idle")
     headers = [(b"host", b"127.0.0.1"), (b"content-type", b"application/json"),
                (b"authorization", f"Bearer {key}".encode())]
     extra = rate * rehold_wait_ms // 1000 + 8  # requests the re-holds cycle over, none held twice at once

@@ -19,73 +19,20 @@ import asyncio
 import json
 import os
 import sys
-import tempfile
 import time
 from pathlib import Path
+
+from inprocess import BODY, bench_app, call  # bench/ is on the path as this script's folder
 
 # bench/profile.py would shadow the standard library's `profile`, which cProfile imports.
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 import cProfile  # noqa: E402
 
-BODY = json.dumps({
-    "action": "issue_refund",
-    "summary": "Refund duplicate charge ch_3NxYz for $349.00",
-    "details": {"charge_id": "ch_3NxYzAbCdEfGhIjK", "amount_cents": 34900, "currency": "usd",
-                "reason": "duplicate", "customer_id": "cus_QaAbCdEfGhIjK"},
-    "justification": "Customer provided proof of duplicate charge within dispute window.",
-}).encode()  # bench/intake.py's body, as bench/asgi_cost.py sends it
-
-
-def _scope(method: str, path: str, query: bytes, headers: list[tuple[bytes, bytes]]) -> dict[str, object]:
-    return {"type": "http", "asgi": {"version": "3.0", "spec_version": "2.3"}, "http_version": "1.1",
-            "method": method, "scheme": "http", "path": path, "raw_path": path.encode(), "root_path": "",
-            "query_string": query, "headers": headers, "client": ("127.0.0.1", 5000),
-            "server": ("127.0.0.1", 8000), "state": {}}
-
-
-async def call(app, method: str, path: str, query: bytes, headers: list[tuple[bytes, bytes]],
-               body: bytes = b"") -> tuple[int, bytes]:
-    sent = False
-    status = 0
-    chunks: list[bytes] = []
-
-    async def receive() -> dict[str, object]:
-        nonlocal sent
-        if not sent:
-            sent = True
-            return {"type": "http.request", "body": body, "more_body": False}
-        await asyncio.sleep(3600)
-        return {"type": "http.disconnect"}
-
-    async def send(message: dict[str, object]) -> None:
-        nonlocal status
-        if message["type"] == "http.response.start":
-            status = message["status"]  # type: ignore[assignment]
-        elif message["type"] == "http.response.body":
-            chunks.append(message.get("body", b""))  # type: ignore[arg-type]
-
-    hdrs = list(headers)
-    if body:
-        hdrs.append((b"content-length", str(len(body)).encode()))
-    await app(_scope(method, path, query, hdrs), receive, send)
-    return status, b"".join(chunks)
-
 
 async def measure(mode: str, total: int, concurrency: int, wait_ms: int, profile: str | None) -> tuple[float, int]:
-    from api.config import Settings
-    from api.connections import service
-    from api.db import Database
-    from api.main import create_app, running
-    from api.migrate import upgrade
+    from api.main import running
 
-    url = f"sqlite+aiosqlite:///{Path(tempfile.mkdtemp()) / 'cost.db'}"
-    db = Database(url)
-    await upgrade(db.engine)
-    key = (await db.write(lambda session: service.create(session, "bench"))).key
-    await db.close()
-    settings = Settings(_env_file=None, database_url=url, limit_requests_per_minute=0, limit_lookups_per_minute=0,
-                        limit_pending=0, limit_holds=0, approvers=["UBENCHREVIEWER"])
-    app = create_app(settings)
+    app, key = await bench_app("cost")
     headers = [(b"host", b"127.0.0.1"), (b"content-type", b"application/json"),
                (b"authorization", f"Bearer {key}".encode())]
     held_body = json.dumps({**json.loads(BODY), "timeoutMs": wait_ms}).encode()
