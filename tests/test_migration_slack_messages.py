@@ -92,6 +92,9 @@ async def _exercise(engine: AsyncEngine) -> None:
 async def test_sqlite_upgrade_keeps_posted_messages_and_every_child_row(tmp_path):
     db = Database(f"sqlite+aiosqlite:///{tmp_path / 'old.db'}")  # with the app's pragmas: foreign keys on
     try:
+        async with db.engine.connect() as connection:
+            # Without them the rebuild of `approvals` could drop or orphan children unnoticed.
+            assert (await connection.exec_driver_sql("PRAGMA foreign_keys")).scalar() == 1
         await _exercise(db.engine)
     finally:
         await db.close()
