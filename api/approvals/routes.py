@@ -40,10 +40,6 @@ def answer_body(approval: Approval) -> bytes:
     return body
 
 
-def held_answer(approval: Approval) -> Response:
-    return Response(answer_body(approval), media_type="application/json")
-
-
 def held_body(approvals: ApprovalService, connection_id: str, approval_id: str, wait_ms: int) -> Awaitable[bytes]:
     """The held answer's JSON. A pending approval the waiters remember (waiters.py `hold_rendered`)
     is answered without the database: ten thousand holds come back every 60 s to stay held.
