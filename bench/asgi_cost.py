@@ -16,7 +16,7 @@ import os
 import time
 from pathlib import Path
 
-from inprocess import BODY, bench_app, call  # bench/ is on the path as this script's folder
+from inprocess import BODY, bench_app, call, use_uvloop  # bench/ is on the path as this script's folder
 
 
 async def measure(total: int, concurrency: int, compat: bool = False,
@@ -52,12 +52,7 @@ def main() -> None:
     parser.add_argument("--compat", action="store_true", help="the compatible API's POST /api/approvals/request")
     parser.add_argument("--policy", type=Path, help="serve this policy file (bench/velocity.yaml: the velocity rule)")
     args = parser.parse_args()
-    try:
-        import uvloop
-
-        uvloop.install()
-    except ImportError:
-        pass
+    use_uvloop()
     ms, loop_ms, rate = asyncio.run(measure(args.requests, args.concurrency, args.compat, args.policy))
     # The event loop's thread alone as well: the other threads' share (SQLite's, the pollers') moves
     # more with the machine's load, as pollers wake by the clock, not by the request.

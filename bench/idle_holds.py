@@ -23,7 +23,7 @@ import sys
 import time
 from pathlib import Path
 
-from inprocess import BODY, bench_app, call  # bench/ is on the path as this script's folder
+from inprocess import BODY, bench_app, call, use_uvloop  # bench/ is on the path as this script's folder
 
 # bench/profile.py would shadow the standard library's `profile`, which cProfile imports.
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
@@ -137,12 +137,7 @@ def main() -> None:
                         help="cProfiles of the idle window (FILE) and the re-hold one (FILE.rehold)")
     parser.add_argument("--no-freeze", action="store_true", help="skip gc.freeze() after start-up")
     args = parser.parse_args()
-    try:
-        import uvloop
-
-        uvloop.install()
-    except ImportError:
-        pass
+    use_uvloop()
     asyncio.run(measure(args.holds, args.seconds, args.rate, args.rehold_wait_ms, not args.no_freeze,
                       args.profile, args.settle))
     print(f"load average {os.getloadavg()[0]:.1f}")

@@ -16,6 +16,15 @@ BODY = json.dumps({
 }).encode()  # bench/intake.py's body
 
 
+def use_uvloop() -> None:
+    """The event loop the served app runs on (uvicorn picks uvloop when it is installed)."""
+    try:
+        import uvloop
+    except ImportError:
+        return
+    uvloop.install()
+
+
 async def bench_app(name: str, policy: Path | None = None) -> tuple[Any, str]:
     """A new SQLite database with one Connection, and the app on it as bench/servers.py runs it (the
     per-Connection limits off, the product's other defaults); (app, the Connection's key)."""

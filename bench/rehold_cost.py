@@ -22,7 +22,7 @@ import sys
 import time
 from pathlib import Path
 
-from inprocess import BODY, bench_app, call  # bench/ is on the path as this script's folder
+from inprocess import BODY, bench_app, call, use_uvloop  # bench/ is on the path as this script's folder
 
 # bench/profile.py would shadow the standard library's `profile`, which cProfile imports.
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
@@ -80,12 +80,7 @@ def main() -> None:
     parser.add_argument("--wait-ms", type=int, default=20, help="how long each hold waits (waitMs/timeoutMs)")
     parser.add_argument("--profile", metavar="FILE", help="write a cProfile of the measured part")
     args = parser.parse_args()
-    try:
-        import uvloop
-
-        uvloop.install()
-    except ImportError:
-        pass
+    use_uvloop()
     ms, done = asyncio.run(measure(args.mode, args.requests, args.concurrency, args.wait_ms, args.profile))
     print(f"{args.mode}: {ms:.3f} ms of CPU a request ({done} requests, waitMs {args.wait_ms}), "
           f"load average {os.getloadavg()[0]:.1f}")
